@@ -1,0 +1,61 @@
+//! The boundary between signalling (tokio tasks, one per WebSocket) and the media plane
+//! (shard threads that own rooms).
+//!
+//! Signalling never touches RTP: it sends typed [`ShardRequest`]s to the shard that owns
+//! the room and relays the [`SessionEvent`]s that shard emits for its participant. The
+//! binary implements [`MediaPlane`] to pick the shard.
+
+use livekit_protocol as proto;
+use sfu_core::{JoinError, JoinParams, ParticipantId};
+use tokio::sync::{mpsc, oneshot};
+
+/// What a shard sends to one participant's signalling connection.
+#[derive(Debug)]
+pub enum SessionEvent {
+    /// A signal message to write to the WebSocket.
+    Signal(Box<proto::SignalResponse>),
+    /// The media plane is done with this participant: close the WebSocket.
+    Close,
+}
+
+/// Sender half of a participant's signalling connection.
+pub type SessionSink = mpsc::UnboundedSender<SessionEvent>;
+
+/// A request from signalling to the shard owning a room.
+#[derive(Debug)]
+pub enum ShardRequest {
+    /// Admit a participant; the shard answers with its id (its JoinResponse goes to `sink`).
+    Join {
+        /// Verified join parameters.
+        params: Box<JoinParams>,
+        /// Where the participant's signal messages go.
+        sink: SessionSink,
+        /// The outcome.
+        reply: oneshot::Sender<Result<ParticipantId, JoinError>>,
+    },
+    /// A signal message from the participant.
+    Signal {
+        /// Who sent it.
+        participant: ParticipantId,
+        /// The message.
+        request: Box<proto::SignalRequest>,
+    },
+    /// The participant's WebSocket closed.
+    SignalClosed {
+        /// Whose.
+        participant: ParticipantId,
+    },
+    /// Does this room exist (for `/rtc/validate` when auto-create is off)?
+    RoomExists {
+        /// Room name.
+        room: String,
+        /// The answer.
+        reply: oneshot::Sender<bool>,
+    },
+}
+
+/// Routes requests to the shard that owns a room.
+pub trait MediaPlane: Send + Sync + 'static {
+    /// The request queue of the shard owning `room`.
+    fn shard_for(&self, room: &str) -> mpsc::UnboundedSender<ShardRequest>;
+}
