@@ -74,6 +74,12 @@ pub struct Counters {
     pub retransmitted_packets: u64,
     /// Data packets forwarded (per destination).
     pub forwarded_data: u64,
+    /// Keyframe requests (PLI/FIR) received from subscribers.
+    pub keyframe_requests_in: u64,
+    /// PLIs sent to publishers.
+    pub plis_sent: u64,
+    /// NACK requests received from subscribers.
+    pub nacks_in: u64,
 }
 
 impl Counters {

@@ -23,8 +23,10 @@ pub mod published_track;
 pub mod room;
 pub mod rtp_munger;
 pub mod rtx_cache;
+pub mod sdp_tracks;
 pub mod shard;
 pub mod signal;
+pub mod simulcast_rr_filter;
 
 pub use drop_reason::{Counters, DropReason};
 pub use join::{JoinError, JoinParams, RoomSettings};

@@ -11,8 +11,8 @@ use bytes::BytesMut;
 use rtc::{
     data_channel::{RTCDataChannelId, RTCDataChannelInit},
     interceptor::{
-        Attribute, Interceptor, NackGeneratorBuilder, Packet as IPacket, ReceiverReportBuilder,
-        Registry, SenderReportBuilder, Slot, StreamInfo, TaggedPacket,
+        Attribute, Interceptor, Packet as IPacket, ReceiverReportBuilder, Registry,
+        SenderReportBuilder, Slot, StreamInfo, TaggedPacket,
     },
     peer_connection::{
         RTCPeerConnection, RTCPeerConnectionBuilder,
@@ -226,7 +226,7 @@ fn media_engine() -> Result<MediaEngine, RtcError> {
 /// `rtc` swallows inbound RTCP otherwise. Only those packets are kept, because `rtc`
 /// routes a compound by its first packet.
 #[derive(Default)]
-struct RtcpToApp {
+pub struct RtcpToApp {
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
 }
@@ -312,6 +312,10 @@ impl PeerConnection {
                 // bandwidth estimate can grow, SR/RR, mid/rid/rrid for simulcast.
                 register_default_interceptors(Registry::new(), &mut me)
                     .map_err(ctx("interceptors"))?
+                    .with(
+                        Slot::from(500usize),
+                        crate::simulcast_rr_filter::SimulcastRrFilter::default(),
+                    )
             }
             PcRole::Subscriber => {
                 rtc::peer_connection::configuration::interceptor_registry::configure_simulcast_extension_headers(
@@ -324,7 +328,6 @@ impl PeerConnection {
                     .with(Slot::from(14_000usize), RtcpToApp::default())
             }
         };
-        let _ = NackGeneratorBuilder::new; // generator comes with the default registry above
         let setting = SettingEngineBuilder::new().with_lite(true).build();
         let config = RTCConfigurationBuilder::new()
             .with_certificates(vec![factory.certificate.clone()])
@@ -619,7 +622,9 @@ impl PeerConnection {
                             self.connected = true;
                             events.push(PcEvent::Connected);
                         }
-                        RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed if !self.failed => {
+                        RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
+                            if !self.failed =>
+                        {
                             self.failed = true;
                             events.push(PcEvent::Failed);
                         }

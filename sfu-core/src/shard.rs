@@ -458,6 +458,23 @@ impl Shard {
         }
     }
 
+    /// Removes a published track: subscribers lose their down-tracks, everyone sees the
+    /// publisher's updated info.
+    fn unpublish(&mut self, now: Instant, pid: ParticipantId, sid: &str) {
+        let Some(t) = self.tracks.remove(sid) else {
+            return;
+        };
+        info!(room = %t.room, track = %sid, "track unpublished");
+        for dt in t.down_tracks {
+            self.detach_down_track(now, dt.subscriber, sid, dt.sender, dt.ssrc);
+        }
+        if let Some(p) = self.participants.get_mut(&pid) {
+            p.published.retain(|s| s != sid);
+            p.bump();
+        }
+        self.broadcast_participant(pid, true);
+    }
+
     fn detach_down_track(
         &mut self,
         now: Instant,
@@ -675,6 +692,21 @@ impl Shard {
                     return;
                 }
             }
+        }
+        // Tracks the client stopped sending are unpublished.
+        let sending = crate::sdp_tracks::sending_track_ids(&sd.sdp);
+        let gone: Vec<String> = self.participants[&pid]
+            .published
+            .iter()
+            .filter(|sid| {
+                self.tracks
+                    .get(*sid)
+                    .is_some_and(|t| !sending.contains(&t.rtc_track_id))
+            })
+            .cloned()
+            .collect();
+        for sid in gone {
+            self.unpublish(now, pid, &sid);
         }
         let pc = self.publishers.get_mut(&pid).expect("inserted above");
         match pc.answer_offer(now, sd.sdp) {
@@ -1089,6 +1121,7 @@ impl Shard {
                     media_ssrc,
                 })],
             );
+            self.counters.plis_sent += 1;
             self.dirty.push((publisher, PcRole::Publisher));
         }
     }
@@ -1229,11 +1262,14 @@ impl Shard {
         for p in pkts {
             let any = p.as_any();
             if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                self.counters.nacks_in += 1;
                 let seqs: Vec<u16> = nack.nacks.iter().flat_map(|n| n.packet_list()).collect();
                 self.serve_nack(now, pid, nack.media_ssrc, &seqs);
             } else if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                self.counters.keyframe_requests_in += 1;
                 self.forward_keyframe_request(now, pid, pli.media_ssrc);
             } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+                self.counters.keyframe_requests_in += 1;
                 for e in &fir.fir {
                     self.forward_keyframe_request(now, pid, e.ssrc);
                 }

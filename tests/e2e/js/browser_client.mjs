@@ -15,12 +15,19 @@
 //     {"event":"data","from":..,"participantIdentity":..,"payload":<utf8>,"kind":"reliable"|"lossy","topic":..}
 //     {"event":"stats","remote":[{identity,trackSid,kind,source,framesDecoded,framesReceived,
 //                                 packetsReceived,bytesReceived,frameWidth,frameHeight}],
-//                      "local":[{trackSid,kind,source,framesEncoded,packetsSent,bytesSent}]}  (every --stats-ms)
-//     {"event":"ack","id":..,"ok":true|false,"error":..}          (reply to a stdin command)
+//                      "local":[{trackSid,kind,source,framesEncoded,packetsSent,bytesSent,
+//                                layers:[{rid,ssrc,packetsSent,framesEncoded,frameWidth,frameHeight,active}]}]}
+//                      (every --stats-ms)
+//     {"event":"ack","id":..,"ok":true|false,"error":..,"result":..}  (reply to a stdin command)
 //     {"event":"disconnected","reason":..} / {"event":"error","stage":..,"message":..} / {"event":"exit","code":..}
 //   stdin: one JSON command per line:
 //     {"cmd":"publishData","id":..,"payload":"text","reliable":true,"topic":"t","destinationIdentities":["x"]}
 //     {"cmd":"stats","id":..}      -> an immediate "stats" event, then ack
+//     {"cmd":"setCamera","id":..,"enabled":true}      -> localParticipant.setCameraEnabled(enabled)
+//     {"cmd":"setMicrophone","id":..,"enabled":true}  -> localParticipant.setMicrophoneEnabled(enabled)
+//     {"cmd":"unpublish","id":..,"source":"microphone"|"camera"} -> localParticipant.unpublishTrack(track)
+//        (these three: ack carries "result":{"tracks":[..]}, the local publications afterwards, in
+//         the format of the "published" event; a "published" event with "cmd" is emitted too)
 //     {"cmd":"quit"}               -> room.disconnect(), close the browser, exit 0 (stdin EOF does the same)
 //   stderr: human-readable log (page console, chromium noise).
 //
@@ -145,20 +152,44 @@ async function pageMain(opts) {
       if (!track) continue;
       const report = await track.getRTCStatsReport(); // LocalTrack: sender.getStats()
       const s = { trackSid: pub.trackSid, kind: pub.kind, source: pub.source,
-        framesEncoded: 0, packetsSent: 0, bytesSent: 0 };
+        framesEncoded: 0, packetsSent: 0, bytesSent: 0, layers: [] };
       report?.forEach((v) => {
         if (v.type !== 'outbound-rtp') return;
         s.framesEncoded += v.framesEncoded ?? 0;
         s.packetsSent += v.packetsSent ?? 0;
         s.bytesSent += v.bytesSent ?? 0;
+        s.layers.push({ rid: v.rid ?? null, ssrc: v.ssrc ?? null, packetsSent: v.packetsSent ?? 0,
+          framesEncoded: v.framesEncoded ?? null, frameWidth: v.frameWidth ?? null,
+          frameHeight: v.frameHeight ?? null, active: v.active ?? null });
       });
       local.push(s);
     }
     return { remote, local };
   }
 
+  const localTracks = () =>
+    [...room.localParticipant.trackPublications.values()].map((pub) => ({
+      trackSid: pub.trackSid, kind: pub.kind, source: pub.source, simulcasted: pub.simulcasted ?? null,
+      width: pub.dimensions?.width ?? null, height: pub.dimensions?.height ?? null,
+    }));
+
   async function handle(cmd) {
     switch (cmd.cmd) {
+      case 'setCamera':
+      case 'setMicrophone':
+      case 'unpublish': {
+        const lp = room.localParticipant;
+        if (cmd.cmd === 'setCamera') await lp.setCameraEnabled(cmd.enabled !== false);
+        else if (cmd.cmd === 'setMicrophone') await lp.setMicrophoneEnabled(cmd.enabled !== false);
+        else {
+          const pub = [...lp.trackPublications.values()].find((p) => p.source === cmd.source);
+          if (!pub || !pub.track) throw new Error(`no local publication with source ${cmd.source}`);
+          await lp.unpublishTrack(pub.track, true);
+        }
+        const tracks = localTracks();
+        emit({ event: 'published', cmd: cmd.cmd, tracks });
+        return { tracks };
+      }
       case 'publishData': {
         const bytes = new TextEncoder().encode(cmd.payload);
         const o = { reliable: !!cmd.reliable };
@@ -203,11 +234,7 @@ async function pageMain(opts) {
       emit({ event: 'error', stage: 'publish', message: String(e?.message ?? e) });
       return false;
     }
-    const tracks = [...room.localParticipant.trackPublications.values()].map((pub) => ({
-      trackSid: pub.trackSid, kind: pub.kind, source: pub.source, simulcasted: pub.simulcasted ?? null,
-      width: pub.dimensions?.width ?? null, height: pub.dimensions?.height ?? null,
-    }));
-    emit({ event: 'published', tracks });
+    emit({ event: 'published', tracks: localTracks() });
   }
 
   if (opts.statsMs > 0) {
@@ -305,8 +332,10 @@ async function main() {
       return;
     }
     try {
-      await page.evaluate((c) => window.__sy.handle(c), cmd);
-      emit({ event: 'ack', id: cmd.id ?? null, ok: true });
+      const result = await page.evaluate((c) => window.__sy.handle(c), cmd);
+      const ack = { event: 'ack', id: cmd.id ?? null, ok: true };
+      if (result && Object.keys(result).length) ack.result = result;
+      emit(ack);
     } catch (e) {
       emit({ event: 'ack', id: cmd.id ?? null, ok: false, error: String(e?.message ?? e) });
     }
