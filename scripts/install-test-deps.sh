@@ -13,6 +13,10 @@ log() { echo "[install-test-deps] $*"; }
 
 # ---------------------------------------------------------------- Debian packages
 APT_PKGS=(chromium iproute2 util-linux)
+# A fresh Debian has neither Node.js nor the venv module; machines that ship their own keep them.
+command -v node >/dev/null 2>&1 || APT_PKGS+=(nodejs)
+command -v npm >/dev/null 2>&1 || APT_PKGS+=(npm)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || APT_PKGS+=(python3-venv)
 missing=()
 for p in "${APT_PKGS[@]}"; do
     if ! dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed'; then

@@ -16,6 +16,8 @@ pub enum DropReason {
     BeforeSwitch,
     /// Subscriber paused the track (UpdateTrackSettings disabled).
     Paused,
+    /// The subscriber has not answered the offer carrying this down-track yet.
+    NotNegotiated,
     /// The subscriber connection refused the packet.
     WriteFailed,
     /// Data packet without `canPublishData`.
@@ -30,13 +32,14 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, for metrics export.
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::UnknownPeer,
         DropReason::UnknownTrack,
         DropReason::WaitingForKeyframe,
         DropReason::NotSelectedLayer,
         DropReason::BeforeSwitch,
         DropReason::Paused,
+        DropReason::NotNegotiated,
         DropReason::WriteFailed,
         DropReason::DataNotAllowed,
         DropReason::DataDuplicate,
@@ -53,6 +56,7 @@ impl DropReason {
             DropReason::NotSelectedLayer => "not_selected_layer",
             DropReason::BeforeSwitch => "before_switch",
             DropReason::Paused => "paused",
+            DropReason::NotNegotiated => "not_negotiated",
             DropReason::WriteFailed => "write_failed",
             DropReason::DataNotAllowed => "data_not_allowed",
             DropReason::DataDuplicate => "data_duplicate",

@@ -58,9 +58,6 @@ pub enum JoinError {
     /// `max_participants` reached (HTTP 403).
     #[error("room is full")]
     RoomFull,
-    /// The room is closing and cannot take new participants.
-    #[error("room is closing")]
-    RoomClosing,
     /// A peer connection could not be created.
     #[error("could not create peer connection: {0}")]
     PeerConnection(String),

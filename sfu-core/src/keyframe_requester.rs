@@ -62,6 +62,7 @@ impl KeyframeRequester {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests pick the virtual clock's starting instant
 mod tests {
     use super::*;
 

@@ -52,6 +52,15 @@ pub enum RoomEvent {
         /// Identity.
         identity: String,
     },
+    /// A track was unpublished (by the client, or because it left).
+    TrackUnpublished {
+        /// Room name.
+        room: String,
+        /// Publisher identity.
+        identity: String,
+        /// Track sid.
+        track_sid: String,
+    },
     /// A track started receiving media.
     TrackPublished {
         /// Room name.

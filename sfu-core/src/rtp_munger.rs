@@ -41,7 +41,18 @@ struct Epoch {
     ssrc: u32,
     seq_offset: u16,
     ts_offset: u32,
-    first_seq: u16,
+    /// Extended (unwrapped) input sequence number of the switch point.
+    first_ext: i64,
+    /// Highest extended input sequence number seen in this epoch.
+    highest_ext: i64,
+}
+
+impl Epoch {
+    /// Unwraps `seq` against the highest sequence number seen (RFC 3550 A.1 style).
+    fn extend(&self, seq: u16) -> i64 {
+        let delta = seq.wrapping_sub(self.highest_ext as u16) as i16;
+        self.highest_ext + delta as i64
+    }
 }
 
 /// Per down-track rewriting state.
@@ -88,21 +99,24 @@ impl RtpMunger {
             ssrc: p.ssrc,
             seq_offset,
             ts_offset,
-            first_seq: p.seq,
+            first_ext: p.seq as i64,
+            highest_ext: p.seq as i64,
         });
     }
 
     /// Maps a packet of the current layer.
     pub fn munge(&mut self, p: InPacket, now: Instant) -> Munged {
-        let Some(e) = &self.epoch else {
+        let Some(e) = self.epoch.as_mut() else {
             return Munged::OtherLayer;
         };
         if e.ssrc != p.ssrc {
             return Munged::OtherLayer;
         }
-        if seq_before(p.seq, e.first_seq) {
+        let ext = e.extend(p.seq);
+        if ext < e.first_ext {
             return Munged::TooOld;
         }
+        e.highest_ext = e.highest_ext.max(ext);
         let seq = p.seq.wrapping_add(e.seq_offset);
         let ts = p.ts.wrapping_add(e.ts_offset);
         if self.last_at.is_none() || !seq_before(seq, self.last_seq) {
@@ -115,6 +129,7 @@ impl RtpMunger {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests pick the virtual clock's starting instant
 mod tests {
     use super::*;
     use std::time::Duration;
@@ -141,6 +156,25 @@ mod tests {
             Munged::Forward { seq: 101, ts: 1000 }
         );
         assert_eq!(m.munge(p(2, 5, 5), t0), Munged::OtherLayer);
+    }
+
+    #[test]
+    fn long_streams_survive_sequence_wraparound() {
+        let t0 = Instant::now();
+        let mut m = RtpMunger::default();
+        m.switch_to(p(1, 10, 0), t0, 90000);
+        let mut seq = 10u16;
+        for i in 0..200_000u32 {
+            assert!(
+                matches!(m.munge(p(1, seq, i), t0), Munged::Forward { .. }),
+                "packet {i}"
+            );
+            seq = seq.wrapping_add(1);
+        }
+        // A late packet from just before the switch point is still refused... only near it.
+        let mut m = RtpMunger::default();
+        m.switch_to(p(1, 100, 0), t0, 90000);
+        assert_eq!(m.munge(p(1, 99, 0), t0), Munged::TooOld);
     }
 
     #[test]

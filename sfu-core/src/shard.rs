@@ -190,10 +190,28 @@ impl Shard {
     /// Admits a participant. Its JoinResponse is the first output for it.
     pub fn join(&mut self, now: Instant, p: JoinParams) -> Result<ParticipantId, JoinError> {
         let unix_ms = self.clock.unix_ms(now);
-        if !self.rooms.contains_key(&p.room) {
-            if !p.may_create_room {
-                return Err(JoinError::RoomNotFound);
+        // Check everything that can fail before changing any state.
+        let existing = self.rooms.get(&p.room);
+        if existing.is_none() && !p.may_create_room {
+            return Err(JoinError::RoomNotFound);
+        }
+        // Duplicate identity: the new session replaces the old one (LiveKit DUPLICATE_IDENTITY).
+        let dup = existing.and_then(|r| {
+            r.members.iter().copied().find(|m| {
+                self.participants
+                    .get(m)
+                    .is_some_and(|x| x.identity == p.identity)
+            })
+        });
+        if let Some(r) = existing {
+            let others = r.members.len() - usize::from(dup.is_some());
+            if r.max_participants > 0 && others as u32 >= r.max_participants {
+                return Err(JoinError::RoomFull);
             }
+        }
+        let mut sub = PeerConnection::new(&self.factory, PcRole::Subscriber, now)
+            .map_err(|e| JoinError::PeerConnection(e.to_string()))?;
+        if existing.is_none() {
             let s = &p.room_settings;
             let room = Room {
                 sid: new_sid(ROOM_PREFIX),
@@ -214,23 +232,11 @@ impl Shard {
             }));
             self.rooms.insert(p.room.clone(), room);
         }
-        // Duplicate identity: the new session wins (LiveKit DUPLICATE_IDENTITY).
-        let dup = self.rooms[&p.room].members.iter().copied().find(|m| {
-            self.participants
-                .get(m)
-                .is_some_and(|x| x.identity == p.identity)
-        });
         if let Some(old) = dup {
             self.remove_participant(now, old, proto::DisconnectReason::DuplicateIdentity, true);
         }
-        let room = &self.rooms[&p.room];
-        if room.max_participants > 0 && room.members.len() as u32 >= room.max_participants {
-            return Err(JoinError::RoomFull);
-        }
         let id = ParticipantId(self.next_id);
         self.next_id += 1;
-        let mut sub = PeerConnection::new(&self.factory, PcRole::Subscriber, now)
-            .map_err(|e| JoinError::PeerConnection(e.to_string()))?;
         let reliable = sub.create_data_channel("_reliable", true).ok();
         let lossy = sub.create_data_channel("_lossy", false).ok();
         let part = Participant {
@@ -693,24 +699,27 @@ impl Shard {
                 }
             }
         }
-        // Tracks the client stopped sending are unpublished.
         let sending = crate::sdp_tracks::sending_track_ids(&sd.sdp);
-        let gone: Vec<String> = self.participants[&pid]
-            .published
-            .iter()
-            .filter(|sid| {
-                self.tracks
-                    .get(*sid)
-                    .is_some_and(|t| !sending.contains(&t.rtc_track_id))
-            })
-            .cloned()
-            .collect();
-        for sid in gone {
-            self.unpublish(now, pid, &sid);
-        }
         let pc = self.publishers.get_mut(&pid).expect("inserted above");
         match pc.answer_offer(now, sd.sdp) {
             Ok(answer) => {
+                // Tracks the client stopped sending are unpublished.
+                let gone: Vec<String> = self.participants[&pid]
+                    .published
+                    .iter()
+                    .filter(|sid| {
+                        self.tracks
+                            .get(*sid)
+                            .is_some_and(|t| !sending.contains(&t.rtc_track_id))
+                    })
+                    .cloned()
+                    .collect();
+                for sid in gone {
+                    self.unpublish(now, pid, &sid);
+                }
+                let Some(pc) = self.publishers.get_mut(&pid) else {
+                    return;
+                };
                 if let Some(u) = pc.ufrag() {
                     self.demux.set_ufrag(u.to_owned(), (pid, PcRole::Publisher));
                 }
@@ -728,6 +737,18 @@ impl Shard {
         pid: ParticipantId,
         sd: proto::SessionDescription,
     ) {
+        let expected = self
+            .participants
+            .get(&pid)
+            .map(|p| p.negotiation.offer_id)
+            .unwrap_or(0);
+        if sd.id != 0 && sd.id != expected {
+            debug!(
+                got = sd.id,
+                expected, "ignoring an answer to an older offer"
+            );
+            return;
+        }
         let Some(pc) = self.subscribers.get_mut(&pid) else {
             return;
         };
@@ -1176,7 +1197,7 @@ impl Shard {
                 continue;
             }
             let Some(pt) = dt.payload_type else {
-                self.counters.drop(DropReason::WaitingForKeyframe);
+                self.counters.drop(DropReason::NotNegotiated);
                 continue;
             };
             let current = dt.munger.current_ssrc();
@@ -1376,11 +1397,12 @@ impl Shard {
         let Some(p) = self.participants.get_mut(&pid) else {
             return;
         };
-        let reliable = p
-            .publisher_channels
-            .get(&channel)
-            .map(|l| l != "_lossy")
-            .unwrap_or(true);
+        // Only `_reliable` and `_lossy` carry DataPackets (`_data_track` frames are not ours yet).
+        let reliable = match p.publisher_channels.get(&channel).map(String::as_str) {
+            Some("_reliable") => true,
+            Some("_lossy") => false,
+            _ => return,
+        };
         let Ok(mut dp) = proto::DataPacket::decode(bytes) else {
             self.counters.drop(DropReason::DataMalformed);
             return;
@@ -1396,8 +1418,15 @@ impl Shard {
             }
             p.last_reliable_seq = dp.sequence;
         }
-        if matches!(dp.value, Some(proto::data_packet::Value::Metrics(_))) {
-            return;
+        // Metrics are not forwarded; transcriptions only from agents (as LiveKit does).
+        let agent = p.kind == proto::participant_info::Kind::Agent as i32;
+        match dp.value {
+            Some(proto::data_packet::Value::Metrics(_)) => return,
+            Some(proto::data_packet::Value::Transcription(_)) if !agent => {
+                self.counters.drop(DropReason::DataNotAllowed);
+                return;
+            }
+            _ => {}
         }
         // The channel decides the kind (the field is deprecated and clients disagree on it).
         #[allow(deprecated)]
@@ -1529,6 +1558,7 @@ impl Shard {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests pick the virtual clock's starting instant
 mod tests {
     use super::*;
 

@@ -174,6 +174,16 @@ pub fn validate(
     keys: &KeyProvider,
     auto_create: bool,
 ) -> Result<JoinParams, HttpError> {
+    validate_claims(headers, query, keys, auto_create).map(|(p, _)| p)
+}
+
+/// Like [`validate`], also returning the verified claims (for refresh tokens).
+pub fn validate_claims(
+    headers: &HeaderMap,
+    query: &ConnectQuery,
+    keys: &KeyProvider,
+    auto_create: bool,
+) -> Result<(JoinParams, Claims), HttpError> {
     let token = extract_token(headers, query)?;
     let claims: Claims = token::verify(&token, keys)
         .map_err(|e| HttpError::new(StatusCode::UNAUTHORIZED, e.to_string()))?;
@@ -215,7 +225,7 @@ pub fn validate(
         // SDKs always send it; a bare client gets the current protocol.
         client_info.protocol = 16;
     }
-    Ok(JoinParams {
+    let params = JoinParams {
         room: grant.room.clone(),
         identity: claims.identity().to_owned(),
         name: claims.name.clone(),
@@ -228,7 +238,8 @@ pub fn validate(
         client_info,
         may_create_room: auto_create || grant.room_create,
         room_settings,
-    })
+    };
+    Ok((params, claims))
 }
 
 /// The `roomConfig` claim (protojson of RoomConfiguration) as room settings.

@@ -22,7 +22,7 @@ use crate::{
     connect::{self, ConnectQuery, HttpError},
     media::{MediaPlane, ShardRequest},
     session,
-    token::KeyProvider,
+    token::{Claims, KeyProvider},
 };
 
 /// Settings signalling needs.
@@ -125,9 +125,9 @@ async fn check(
     state: &AppState,
     headers: &HeaderMap,
     uri: &Uri,
-) -> Result<(sfu_core::JoinParams, ConnectQuery), HttpError> {
+) -> Result<(sfu_core::JoinParams, ConnectQuery, Claims), HttpError> {
     let query = ConnectQuery::parse(uri.query());
-    let params = connect::validate(
+    let (params, claims) = connect::validate_claims(
         headers,
         &query,
         &state.config.keys,
@@ -149,7 +149,7 @@ async fn check(
             ));
         }
     }
-    Ok((params, query))
+    Ok((params, query, claims))
 }
 
 fn send(shard: &mpsc::UnboundedSender<ShardRequest>, r: ShardRequest) -> Result<(), HttpError> {
@@ -174,7 +174,7 @@ async fn rtc(
     uri: Uri,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let (params, query) = match check(&state, &headers, &uri).await {
+    let (params, query, claims) = match check(&state, &headers, &uri).await {
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
@@ -204,9 +204,7 @@ async fn rtc(
         Ok(Err(e)) => {
             let status = match e {
                 sfu_core::JoinError::RoomNotFound => StatusCode::NOT_FOUND,
-                sfu_core::JoinError::RoomFull | sfu_core::JoinError::RoomClosing => {
-                    StatusCode::FORBIDDEN
-                }
+                sfu_core::JoinError::RoomFull => StatusCode::FORBIDDEN,
                 sfu_core::JoinError::PeerConnection(_) => StatusCode::INTERNAL_SERVER_ERROR,
             };
             return HttpError::new(status, e.to_string()).into_response();
@@ -221,5 +219,13 @@ async fn rtc(
     };
     // If the upgrade never completes, the guard inside tells the shard the session is gone.
     let guard = session::SessionGuard::new(shard, participant);
-    ws.on_upgrade(move |socket| session::run(socket, guard, events))
+    let refresh = state
+        .config
+        .keys
+        .secret(&claims.iss)
+        .map(|secret| session::Refresh {
+            claims,
+            secret: secret.to_owned(),
+        });
+    ws.on_upgrade(move |socket| session::run(socket, guard, events, refresh))
 }

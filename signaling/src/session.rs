@@ -18,6 +18,37 @@ use crate::media::{SessionEvent, ShardRequest};
 
 /// WebSocket-level ping interval (keeps proxies from idling the connection out).
 const WS_PING_INTERVAL: Duration = Duration::from_secs(10);
+/// How often a fresh token is pushed (LiveKit: right after join, then every 5 minutes).
+const REFRESH_INTERVAL: Duration = Duration::from_secs(300);
+/// Validity of a refresh token (LiveKit uses 10 minutes).
+const REFRESH_TTL: Duration = Duration::from_secs(600);
+
+/// What is needed to mint `refresh_token`s for this session: the verified claims and the
+/// secret of their API key. Clients use the newest token when they reconnect, so a session
+/// outlives its original token.
+pub struct Refresh {
+    /// Claims of the join token.
+    pub claims: crate::token::Claims,
+    /// Secret of `claims.iss`.
+    pub secret: String,
+}
+
+impl Refresh {
+    fn token(&self) -> proto::SignalResponse {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut c = self.claims.clone();
+        c.nbf = Some(now);
+        c.exp = now + REFRESH_TTL.as_secs();
+        proto::SignalResponse {
+            message: Some(proto::signal_response::Message::RefreshToken(
+                crate::token::sign(&c, &self.secret),
+            )),
+        }
+    }
+}
 
 /// Tells the shard a session ended, whichever way it ended (including a failed upgrade).
 pub struct SessionGuard {
@@ -98,17 +129,25 @@ pub async fn run(
     socket: WebSocket,
     guard: SessionGuard,
     mut events: mpsc::UnboundedReceiver<SessionEvent>,
+    refresh: Option<Refresh>,
 ) {
     let (mut tx, mut rx) = socket.split();
     let mut json = false;
     let mut ping = tokio::time::interval(WS_PING_INTERVAL);
     ping.tick().await;
+    // The first refresh goes out right after the JoinResponse (nothing may precede it).
+    let mut refresh_timer = tokio::time::interval(REFRESH_INTERVAL);
+    let mut joined = false;
     loop {
         tokio::select! {
             ev = events.recv() => match ev {
                 Some(SessionEvent::Signal(resp)) => {
                     if tx.send(frame(&resp, json)).await.is_err() {
                         break;
+                    }
+                    if !joined {
+                        joined = true;
+                        refresh_timer.reset_immediately();
                     }
                 }
                 Some(SessionEvent::Close) | None => {
@@ -130,6 +169,13 @@ pub async fn run(
                     }
                 }
             },
+            _ = refresh_timer.tick(), if joined && refresh.is_some() => {
+                if let Some(r) = &refresh
+                    && tx.send(frame(&r.token(), json)).await.is_err()
+                {
+                    break;
+                }
+            }
             _ = ping.tick() => {
                 if tx.send(Message::Ping(Vec::new().into())).await.is_err() {
                     break;

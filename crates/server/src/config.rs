@@ -228,6 +228,9 @@ fn err(s: impl Into<String>) -> ConfigError {
     ConfigError(s.into())
 }
 
+/// Accepted log levels.
+const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
+
 /// Keys of LiveKit's config that we know of (top level); others only get a warning.
 const KNOWN_TOP: &[&str] = &[
     "port",
@@ -239,6 +242,49 @@ const KNOWN_TOP: &[&str] = &[
     "logging",
     "development",
 ];
+
+/// Keys known inside each section.
+const KNOWN_NESTED: &[(&str, &[&str])] = &[
+    (
+        "rtc",
+        &["udp_port", "tcp_port", "node_ip", "use_external_ip"],
+    ),
+    (
+        "room",
+        &[
+            "auto_create",
+            "empty_timeout",
+            "departure_timeout",
+            "max_participants",
+        ],
+    ),
+    ("logging", &["level", "pion_level", "json"]),
+];
+
+/// Dotted paths of keys we accept but do not implement (LiveKit keys, or typos).
+fn unknown_keys(doc: &Value) -> Result<Vec<String>, ConfigError> {
+    let Value::Mapping(m) = doc else {
+        return Err(err("the configuration must be a YAML mapping"));
+    };
+    let mut out = Vec::new();
+    for (k, v) in m {
+        let Some(k) = k.as_str() else { continue };
+        if !KNOWN_TOP.contains(&k) {
+            out.push(k.to_owned());
+            continue;
+        }
+        if let (Some((_, known)), Value::Mapping(inner)) =
+            (KNOWN_NESTED.iter().find(|(s, _)| *s == k), v)
+        {
+            for ik in inner.keys().filter_map(|x| x.as_str()) {
+                if !known.contains(&ik) {
+                    out.push(format!("{k}.{ik}"));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
 
 /// Deep-merges `over` into `base` (mappings merge, anything else replaces).
 fn merge(base: &mut Value, over: Value) {
@@ -311,21 +357,12 @@ pub fn load(
     if let Some(body) = &cli.config_body {
         merge(&mut doc, parse_yaml(body, "--config-body")?);
     }
-    if let Value::Mapping(m) = &doc {
-        let unknown: Vec<String> = m
-            .keys()
-            .filter_map(|k| k.as_str())
-            .filter(|k| !KNOWN_TOP.contains(k))
-            .map(str::to_owned)
-            .collect();
-        if !unknown.is_empty() {
-            notes.warnings.push(format!(
-                "ignoring config keys not supported yet: {}",
-                unknown.join(", ")
-            ));
-        }
-    } else {
-        return Err(err("the configuration must be a YAML mapping"));
+    let unknown = unknown_keys(&doc)?;
+    if !unknown.is_empty() {
+        notes.warnings.push(format!(
+            "ignoring config keys not supported yet: {}",
+            unknown.join(", ")
+        ));
     }
     // Re-parse from text: serde_yaml reports the key path ("rtc.udp_port: ...") only then.
     let text = serde_yaml::to_string(&doc).map_err(|e| err(e.to_string()))?;
@@ -419,11 +456,16 @@ fn validate(cfg: &Config, notes: &mut LoadNotes) -> Result<(), ConfigError> {
             "rtc.use_external_ip needs STUN, which Switchyard does not do: set rtc.node_ip".into(),
         );
     }
-    if !["debug", "info", "warn", "error", "trace"].contains(&cfg.logging.level.as_str()) {
-        return Err(err(format!(
-            "logging.level: {:?} is not one of debug, info, warn, error",
-            cfg.logging.level
-        )));
+    for (key, v) in [
+        ("logging.level", &cfg.logging.level),
+        ("logging.pion_level", &cfg.logging.pion_level),
+    ] {
+        if !LEVELS.contains(&v.as_str()) {
+            return Err(err(format!(
+                "{key}: {v:?} is not one of {}",
+                LEVELS.join(", ")
+            )));
+        }
     }
     Ok(())
 }

@@ -397,6 +397,11 @@ impl Harness {
     /// Sends one media packet of publication `p` on layer `layer` (VP8: keyframe or delta;
     /// the payload carries `tag` so receivers can tell packets apart).
     pub fn send(&mut self, c: usize, p: usize, layer: usize, keyframe: bool, tag: u32) {
+        self.write_media(c, p, layer, keyframe, tag);
+        self.pump();
+    }
+
+    fn write_media(&mut self, c: usize, p: usize, layer: usize, keyframe: bool, tag: u32) {
         let now = self.now;
         let client = &mut self.clients[c];
         let publ = &mut client.publications[p];
@@ -456,7 +461,26 @@ impl Harness {
             },
         )
         .expect("write rtp");
-        self.pump();
+    }
+
+    /// Writes `n` delta packets of publication `p` (layer 0) on client `c` and returns the
+    /// encrypted datagrams instead of delivering them, for benchmarks that feed the shard
+    /// directly.
+    pub fn capture_media(&mut self, c: usize, p: usize, n: usize) -> Vec<Vec<u8>> {
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            self.write_media(c, p, 0, false, i as u32);
+            let cp = &mut self.clients[c].publisher;
+            while let Some(t) = cp.pc.poll_write() {
+                out.push(t.message.to_vec());
+            }
+        }
+        out
+    }
+
+    /// Address of client `c`'s publisher connection.
+    pub fn publisher_addr(&self, c: usize) -> SocketAddr {
+        self.clients[c].publisher.addr
     }
 
     /// Sends a signal request from client `c`.
