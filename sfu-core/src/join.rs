@@ -49,6 +49,30 @@ pub struct JoinParams {
     pub room_settings: RoomSettings,
 }
 
+impl JoinParams {
+    /// A join with every publish/subscribe/data permission that may create the room:
+    /// what a plain LiveKit token with `roomJoin` grants.
+    pub fn new(room: &str, identity: &str) -> Self {
+        Self {
+            room: room.into(),
+            identity: identity.into(),
+            permission: proto::ParticipantPermission {
+                can_publish: true,
+                can_subscribe: true,
+                can_publish_data: true,
+                ..Default::default()
+            },
+            auto_subscribe: true,
+            may_create_room: true,
+            client_info: proto::ClientInfo {
+                protocol: 16,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+}
+
 /// Why a join was refused; signalling maps these to HTTP statuses before upgrading.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum JoinError {

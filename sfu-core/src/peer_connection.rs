@@ -300,6 +300,8 @@ pub struct PeerConnection {
     connected: bool,
     failed: bool,
     ufrag: Option<String>,
+    candidate: String,
+    trickled: bool,
 }
 
 impl PeerConnection {
@@ -354,6 +356,7 @@ impl PeerConnection {
         let init = RTCIceCandidate::from(&cand)
             .to_json()
             .map_err(ctx("candidate json"))?;
+        let candidate = init.candidate.clone();
         pc.add_local_candidate(init)
             .map_err(ctx("add local candidate"))?;
         Ok(Self {
@@ -363,6 +366,8 @@ impl PeerConnection {
             connected: false,
             failed: false,
             ufrag: None,
+            candidate,
+            trickled: false,
         })
     }
 
@@ -390,6 +395,26 @@ impl PeerConnection {
             });
     }
 
+    /// Our host candidate as trickle JSON (`candidate`, `sdpMid`, `sdpMLineIndex`: the Rust
+    /// and Python SDKs require all three), the first time it is asked for after `sdp` was
+    /// sent. The candidate is in the SDP too; trickling it as well is what LiveKit does.
+    pub fn trickle_once(&mut self, sdp: &str) -> Option<String> {
+        if self.trickled {
+            return None;
+        }
+        self.trickled = true;
+        let mid = sdp
+            .lines()
+            .find_map(|l| l.trim_end_matches('\r').strip_prefix("a=mid:"))
+            .unwrap_or("0");
+        let c = if self.candidate.starts_with("candidate:") {
+            self.candidate.clone()
+        } else {
+            format!("candidate:{}", self.candidate)
+        };
+        Some(serde_json::json!({ "candidate": c, "sdpMid": mid, "sdpMLineIndex": 0 }).to_string())
+    }
+
     /// Creates the data channels the server offers on a subscriber connection.
     pub fn create_data_channel(
         &mut self,
@@ -411,12 +436,7 @@ impl PeerConnection {
     /// Creates and applies an offer; returns its SDP.
     pub fn create_offer(&mut self, now: Instant) -> Result<String, PcError> {
         let offer = self.pc.create_offer(None).map_err(ctx("create offer"))?;
-        let sdp = offer.sdp.clone();
-        self.pc
-            .set_local_description(now, offer)
-            .map_err(ctx("set local offer"))?;
-        self.refresh_ufrag();
-        Ok(sdp)
+        self.apply_local(now, offer)
     }
 
     /// Applies the remote answer to our offer.
@@ -434,10 +454,19 @@ impl PeerConnection {
             .set_remote_description(now, offer)
             .map_err(ctx("set remote offer"))?;
         let answer = self.pc.create_answer(None).map_err(ctx("create answer"))?;
-        let sdp = answer.sdp.clone();
+        self.apply_local(now, answer)
+    }
+
+    /// Sets our local description and re-reads the ICE ufrag it carries.
+    fn apply_local(
+        &mut self,
+        now: Instant,
+        desc: RTCSessionDescription,
+    ) -> Result<String, PcError> {
+        let sdp = desc.sdp.clone();
         self.pc
-            .set_local_description(now, answer)
-            .map_err(ctx("set local answer"))?;
+            .set_local_description(now, desc)
+            .map_err(ctx("set local description"))?;
         self.refresh_ufrag();
         Ok(sdp)
     }

@@ -103,6 +103,8 @@ pub struct Shard {
     next_id: u64,
     out: VecDeque<Output>,
     dirty: Vec<PcKey>,
+    /// Next deadline of each connection, refreshed whenever it is drained.
+    deadlines: HashMap<PcKey, Instant>,
     next_tick: Instant,
     /// Drop and forwarding counters.
     pub counters: Counters,
@@ -127,6 +129,7 @@ impl Shard {
             next_id: 1,
             out: VecDeque::new(),
             dirty: Vec::new(),
+            deadlines: HashMap::new(),
             next_tick: now + TICK,
             counters: Counters::default(),
         }
@@ -160,14 +163,8 @@ impl Shard {
                 t = t.min(c);
             }
         }
-        for pc in self
-            .publishers
-            .values_mut()
-            .chain(self.subscribers.values_mut())
-        {
-            if let Some(d) = pc.poll_timeout() {
-                t = t.min(d);
-            }
+        if let Some(d) = self.deadlines.values().min() {
+            t = t.min(*d);
         }
         Some(t)
     }
@@ -437,6 +434,7 @@ impl Shard {
                 self.out.extend(tx.into_iter().map(Output::Transmit));
             }
             self.demux.remove((pid, role));
+            self.deadlines.remove(&(pid, role));
         }
         self.dirty.retain(|k| k.0 != pid);
         if p.state == proto::participant_info::State::Active {
@@ -497,6 +495,21 @@ impl Shard {
             let _ = pc.remove_send_track(sender);
         }
         self.negotiate(now, sub);
+    }
+
+    /// Disconnects everyone with `Leave{SERVER_SHUTDOWN}` and closes every room.
+    pub fn shutdown(&mut self, now: Instant) {
+        let everyone: Vec<ParticipantId> = self.participants.keys().copied().collect();
+        for pid in everyone {
+            self.remove_participant(now, pid, proto::DisconnectReason::ServerShutdown, true);
+        }
+        for (_, r) in self.rooms.drain() {
+            info!(room = %r.name, sid = %r.sid, "room finished");
+            self.out.push_back(Output::Event(RoomEvent::RoomFinished {
+                room: r.name,
+                sid: r.sid,
+            }));
+        }
     }
 
     /// The participant's signalling connection closed. Without session resume this ends
@@ -723,8 +736,12 @@ impl Shard {
                 if let Some(u) = pc.ufrag() {
                     self.demux.set_ufrag(u.to_owned(), (pid, PcRole::Publisher));
                 }
+                let trickle = pc.trickle_once(&answer);
                 let msg = signal::sdp("answer", answer, sd.id, HashMap::new());
                 self.signal(pid, signal::resp(Resp::Answer(msg)));
+                if let Some(t) = trickle {
+                    self.signal(pid, signal::trickle(t, proto::SignalTarget::Publisher));
+                }
                 self.dirty.push((pid, PcRole::Publisher));
             }
             Err(e) => warn!(error = %e, "publisher offer rejected"),
@@ -819,10 +836,14 @@ impl Shard {
                         .set_ufrag(u.to_owned(), (pid, PcRole::Subscriber));
                 }
                 let id = p.negotiation.offer_id;
+                let trickle = pc.trickle_once(&sdp);
                 self.signal(
                     pid,
                     signal::resp(Resp::Offer(signal::sdp("offer", sdp, id, mids))),
                 );
+                if let Some(t) = trickle {
+                    self.signal(pid, signal::trickle(t, proto::SignalTarget::Subscriber));
+                }
                 self.dirty.push((pid, PcRole::Subscriber));
             }
             Err(e) => warn!(error = %e, "cannot create subscriber offer"),
@@ -979,6 +1000,12 @@ impl Shard {
         while let Some(key) = self.dirty.pop() {
             let Some(pc) = self.pc(key) else { continue };
             pc.drain(&mut transmits, &mut events);
+            // A connection's deadline only moves when we touch it, and every touch marks it
+            // dirty, so caching it here spares asking every connection on every wake-up.
+            match pc.poll_timeout() {
+                Some(d) => self.deadlines.insert(key, d),
+                None => self.deadlines.remove(&key),
+            };
             for t in transmits.drain(..) {
                 self.demux.learn(t.remote, key);
                 self.out.push_back(Output::Transmit(t));
@@ -1494,16 +1521,14 @@ impl Shard {
 
     /// Advances every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let keys: Vec<PcKey> = self
-            .publishers
-            .keys()
-            .map(|k| (*k, PcRole::Publisher))
-            .chain(self.subscribers.keys().map(|k| (*k, PcRole::Subscriber)))
+        let due: Vec<PcKey> = self
+            .deadlines
+            .iter()
+            .filter(|(_, d)| **d <= now)
+            .map(|(k, _)| *k)
             .collect();
-        for key in keys {
-            if let Some(pc) = self.pc(key)
-                && pc.poll_timeout().is_some_and(|d| d <= now)
-            {
+        for key in due {
+            if let Some(pc) = self.pc(key) {
                 pc.handle_timeout(now);
                 self.dirty.push(key);
             }
@@ -1568,19 +1593,29 @@ mod tests {
     }
 
     fn params(room: &str, identity: &str) -> JoinParams {
-        JoinParams {
-            room: room.into(),
-            identity: identity.into(),
-            permission: proto::ParticipantPermission {
-                can_publish: true,
-                can_subscribe: true,
-                can_publish_data: true,
-                ..Default::default()
-            },
-            auto_subscribe: true,
-            may_create_room: true,
+        JoinParams::new(room, identity)
+    }
+
+    /// Sends an AddTrackRequest and returns what the shard answered.
+    fn add_track(
+        s: &mut Shard,
+        now: Instant,
+        who: ParticipantId,
+        kind: proto::TrackType,
+    ) -> Vec<(ParticipantId, proto::SignalResponse)> {
+        let req = proto::AddTrackRequest {
+            cid: "c1".into(),
+            r#type: kind as i32,
             ..Default::default()
-        }
+        };
+        s.handle_signal(
+            now,
+            who,
+            proto::SignalRequest {
+                message: Some(Req::AddTrack(req)),
+            },
+        );
+        signals(s)
     }
 
     fn signals(s: &mut Shard) -> Vec<(ParticipantId, proto::SignalResponse)> {
@@ -1618,8 +1653,19 @@ mod tests {
         assert!(j.participant.as_ref().unwrap().sid.starts_with("PA_"));
         assert!(j.room.as_ref().unwrap().sid.starts_with("RM_"));
         assert!(out.iter().any(|(_, m)| matches!(&m.message, Some(Resp::Offer(o)) if o.id == 1 && o.sdp.contains("webrtc-datachannel"))));
+        let trickle = out.iter().find_map(|(_, m)| match &m.message {
+            Some(Resp::Trickle(t)) => Some(t.clone()),
+            _ => None,
+        });
+        let t = trickle.expect("server trickles its candidate");
+        assert_eq!(t.target, proto::SignalTarget::Subscriber as i32);
+        let v: serde_json::Value = serde_json::from_str(&t.candidate_init).unwrap();
+        assert!(v["candidate"].as_str().unwrap().starts_with("candidate:"));
+        assert!(
+            v["sdpMid"].is_string() && v["sdpMLineIndex"].is_number(),
+            "{v}"
+        );
     }
-
     #[test]
     fn second_participant_sees_first_and_first_gets_update() {
         let now = Instant::now();
@@ -1683,6 +1729,34 @@ mod tests {
     }
 
     #[test]
+    fn shutdown_tells_everyone_and_closes_rooms() {
+        let now = Instant::now();
+        let mut s = shard(now);
+        let a = s.join(now, params("r", "alice")).unwrap();
+        signals(&mut s);
+        s.shutdown(now);
+        let mut leave = None;
+        let mut closed = false;
+        while let Some(o) = s.poll_output() {
+            match o {
+                Output::Signal(p, m) if p == a => {
+                    if let Some(Resp::Leave(l)) = m.message {
+                        leave = Some(l);
+                    }
+                }
+                Output::CloseSignal(p) => closed |= p == a,
+                _ => {}
+            }
+        }
+        assert_eq!(
+            leave.unwrap().reason,
+            proto::DisconnectReason::ServerShutdown as i32
+        );
+        assert!(closed);
+        assert_eq!((s.room_count(), s.participant_count()), (0, 0));
+    }
+
+    #[test]
     fn no_auto_create_refuses_unknown_rooms() {
         let now = Instant::now();
         let mut s = shard(now);
@@ -1699,19 +1773,7 @@ mod tests {
         p.permission.can_publish = false;
         let a = s.join(now, p).unwrap();
         signals(&mut s);
-        let req = proto::AddTrackRequest {
-            cid: "c1".into(),
-            r#type: proto::TrackType::Video as i32,
-            ..Default::default()
-        };
-        s.handle_signal(
-            now,
-            a,
-            proto::SignalRequest {
-                message: Some(Req::AddTrack(req)),
-            },
-        );
-        let out = signals(&mut s);
+        let out = add_track(&mut s, now, a, proto::TrackType::Video);
         assert!(
             matches!(&out[0].1.message, Some(Resp::RequestResponse(r)) if r.reason == proto::request_response::Reason::NotAllowed as i32)
         );
@@ -1723,19 +1785,7 @@ mod tests {
         let mut s = shard(now);
         let a = s.join(now, params("r", "alice")).unwrap();
         signals(&mut s);
-        let req = proto::AddTrackRequest {
-            cid: "c1".into(),
-            r#type: proto::TrackType::Audio as i32,
-            ..Default::default()
-        };
-        s.handle_signal(
-            now,
-            a,
-            proto::SignalRequest {
-                message: Some(Req::AddTrack(req)),
-            },
-        );
-        let out = signals(&mut s);
+        let out = add_track(&mut s, now, a, proto::TrackType::Audio);
         let Some(Resp::TrackPublished(t)) = &out[0].1.message else {
             panic!("{out:?}")
         };

@@ -55,3 +55,12 @@ pub fn request_response(
         request: None,
     }))
 }
+
+/// A trickled ICE candidate for one of the participant's connections.
+pub fn trickle(candidate_init: String, target: proto::SignalTarget) -> Box<proto::SignalResponse> {
+    resp(Resp::Trickle(proto::TrickleRequest {
+        candidate_init,
+        target: target as i32,
+        r#final: false,
+    }))
+}

@@ -45,6 +45,12 @@ pub enum ShardRequest {
         /// Whose.
         participant: ParticipantId,
     },
+    /// The server is stopping: send every participant `Leave{SERVER_SHUTDOWN}`, close their
+    /// sessions, then answer and stop the shard.
+    Shutdown {
+        /// Answered when the shard has said goodbye to everyone.
+        reply: oneshot::Sender<()>,
+    },
     /// Does this room exist (for `/rtc/validate` when auto-create is off)?
     RoomExists {
         /// Room name.

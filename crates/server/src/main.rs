@@ -77,12 +77,13 @@ async fn serve(cfg: config::Config) -> std::io::Result<()> {
             format!("cannot bind UDP port {}: {e}", cfg.rtc.udp_port),
         )
     })?;
+    let shards = Arc::new(shards);
     let state = Arc::new(AppState {
         config: SignalingConfig {
             keys: KeyProvider::new(cfg.keys.clone()),
             auto_create: cfg.room.auto_create,
         },
-        media: Arc::new(shards),
+        media: shards.clone(),
     });
     let app = signaling::router(state);
     let mut servers = Vec::new();
@@ -98,10 +99,14 @@ async fn serve(cfg: config::Config) -> std::io::Result<()> {
         ));
     }
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => info!("shutting down"),
-        _ = terminate() => info!("shutting down"),
-        r = futures_first(servers) => r?,
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate() => {}
+        r = futures_first(servers) => return r,
     }
+    info!("shutting down: disconnecting participants");
+    shards.shutdown(std::time::Duration::from_secs(2)).await;
+    // Let the WebSocket tasks write the Leave and close frames.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     Ok(())
 }
 

@@ -26,6 +26,26 @@ pub struct Shards {
     queues: Vec<mpsc::UnboundedSender<ShardRequest>>,
 }
 
+impl Shards {
+    /// Asks every shard to disconnect its participants (`SERVER_SHUTDOWN`) and stop; waits
+    /// for them, at most `limit`.
+    pub async fn shutdown(&self, limit: std::time::Duration) {
+        let mut waits = Vec::new();
+        for q in &self.queues {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if q.send(ShardRequest::Shutdown { reply: tx }).is_ok() {
+                waits.push(rx);
+            }
+        }
+        let _ = tokio::time::timeout(limit, async {
+            for w in waits {
+                let _ = w.await;
+            }
+        })
+        .await;
+    }
+}
+
 impl MediaPlane for Shards {
     fn shard_for(&self, room: &str) -> mpsc::UnboundedSender<ShardRequest> {
         let mut h = DefaultHasher::new();
@@ -117,6 +137,12 @@ impl Driver {
                     }
                 }
                 req = rx.recv() => match req {
+                    Some(ShardRequest::Shutdown { reply }) => {
+                        self.shard.shutdown(Instant::now());
+                        self.drain_outputs().await;
+                        let _ = reply.send(());
+                        return;
+                    }
                     Some(req) => self.on_request(req),
                     None => return,
                 },
@@ -151,6 +177,10 @@ impl Driver {
             }
             ShardRequest::RoomExists { room, reply } => {
                 let _ = reply.send(self.shard.room_exists(&room));
+            }
+            ShardRequest::Shutdown { reply } => {
+                // Handled by the run loop, which stops after it.
+                let _ = reply.send(());
             }
         }
     }

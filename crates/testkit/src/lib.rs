@@ -224,23 +224,7 @@ impl Harness {
     /// Joins a participant with full permissions and waits until its subscriber
     /// connection is up.
     pub fn join(&mut self, room: &str, identity: &str) -> usize {
-        let params = JoinParams {
-            room: room.into(),
-            identity: identity.into(),
-            permission: proto::ParticipantPermission {
-                can_publish: true,
-                can_subscribe: true,
-                can_publish_data: true,
-                ..Default::default()
-            },
-            auto_subscribe: true,
-            may_create_room: true,
-            client_info: proto::ClientInfo {
-                protocol: 16,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+        let params = JoinParams::new(room, identity);
         let id = self.shard.join(self.now, params).expect("join accepted");
         let host = self.next_host;
         self.next_host += 1;
