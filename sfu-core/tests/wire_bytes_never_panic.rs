@@ -22,12 +22,22 @@ fn parsers_accept_any_input() {
         let _ = codec::is_keyframe(codec::VideoCodec::Vp8, &b);
         let _ = codec::is_keyframe(codec::VideoCodec::H264, &b);
         // A STUN-looking header with random attributes.
-        let mut stun = vec![0x00, 0x01, 0x00, (b.len() as u8) & 0xfc, 0x21, 0x12, 0xA4, 0x42];
+        let mut stun = vec![
+            0x00,
+            0x01,
+            0x00,
+            (b.len() as u8) & 0xfc,
+            0x21,
+            0x12,
+            0xA4,
+            0x42,
+        ];
         stun.extend_from_slice(&[0; 12]);
         stun.extend_from_slice(&b);
         let _ = demux::stun_username(&stun);
         let text = String::from_utf8_lossy(&b).replace('\u{fffd}', "\n");
-        let _ = sdp_tracks::sending_track_ids(&format!("v=0\nm={text}\nm=video 9 x\na=msid:{text}"));
+        let _ =
+            sdp_tracks::sending_track_ids(&format!("v=0\nm={text}\nm=video 9 x\na=msid:{text}"));
     }
 }
 
@@ -70,5 +80,8 @@ fn garbage_datagrams_do_not_break_forwarding() {
         h.advance(Duration::from_millis(33));
         h.send(alice, cam, 0, i == 2, i);
     }
-    assert!(h.clients[bob].received.len() >= before + 10, "media still flows after the garbage");
+    assert!(
+        h.clients[bob].received.len() >= before + 10,
+        "media still flows after the garbage"
+    );
 }
