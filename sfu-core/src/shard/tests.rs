@@ -207,3 +207,75 @@ fn add_track_answers_with_a_track_sid() {
     assert_eq!(t.cid, "c1");
     assert!(t.track.as_ref().unwrap().sid.starts_with("TR_"));
 }
+
+#[test]
+fn max_participants_refuses_one_more_but_a_rejoin_replaces() {
+    let now = Instant::now();
+    let mut s = shard(now);
+    let mut p = params("r", "alice");
+    p.room_settings.max_participants = Some(1);
+    s.join(now, p).unwrap();
+    assert_eq!(
+        s.join(now, params("r", "bob")).unwrap_err(),
+        JoinError::RoomFull
+    );
+    // The same identity takes its own place back (duplicate eviction), even when full.
+    assert!(s.join(now, params("r", "alice")).is_ok());
+    assert_eq!(s.participant_count(), 1);
+}
+
+#[test]
+fn hidden_participants_are_never_announced() {
+    let now = Instant::now();
+    let mut s = shard(now);
+    let a = s.join(now, params("r", "alice")).unwrap();
+    signals(&mut s);
+    let mut p = params("r", "recorder");
+    p.permission.hidden = true;
+    s.join(now, p).unwrap();
+    let out = signals(&mut s);
+    assert!(
+        !out.iter()
+            .any(|(to, m)| *to == a && matches!(&m.message, Some(Resp::Update(_)))),
+        "alice hears nothing about a hidden participant"
+    );
+    let b = s.join(now, params("r", "bob")).unwrap();
+    let out = signals(&mut s);
+    let Some(Resp::Join(j)) = &out.iter().find(|(p, _)| *p == b).unwrap().1.message else {
+        panic!()
+    };
+    let names: Vec<&str> = j
+        .other_participants
+        .iter()
+        .map(|p| p.identity.as_str())
+        .collect();
+    assert_eq!(names, vec!["alice"]);
+}
+
+#[test]
+fn participant_versions_only_increase() {
+    let now = Instant::now();
+    let mut s = shard(now);
+    let a = s.join(now, params("r", "alice")).unwrap();
+    let b = s.join(now, params("r", "bob")).unwrap();
+    s.handle_signal(
+        now,
+        b,
+        proto::SignalRequest {
+            message: Some(Req::Leave(Default::default())),
+        },
+    );
+    let mut last = 0;
+    for (to, m) in signals(&mut s) {
+        if to != a {
+            continue;
+        }
+        if let Some(Resp::Update(u)) = m.message {
+            for p in u.participants.iter().filter(|p| p.identity == "bob") {
+                assert!(p.version > last, "version {} after {last}", p.version);
+                last = p.version;
+            }
+        }
+    }
+    assert!(last > 0);
+}
