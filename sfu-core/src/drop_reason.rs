@@ -18,6 +18,8 @@ pub enum DropReason {
     Paused,
     /// The subscriber has not answered the offer carrying this down-track yet.
     NotNegotiated,
+    /// The track is muted (by its publisher or the server API).
+    Muted,
     /// The subscriber connection refused the packet.
     WriteFailed,
     /// Data packet without `canPublishData`.
@@ -32,7 +34,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, for metrics export.
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::UnknownPeer,
         DropReason::UnknownTrack,
         DropReason::WaitingForKeyframe,
@@ -40,6 +42,7 @@ impl DropReason {
         DropReason::BeforeSwitch,
         DropReason::Paused,
         DropReason::NotNegotiated,
+        DropReason::Muted,
         DropReason::WriteFailed,
         DropReason::DataNotAllowed,
         DropReason::DataDuplicate,
@@ -57,6 +60,7 @@ impl DropReason {
             DropReason::BeforeSwitch => "before_switch",
             DropReason::Paused => "paused",
             DropReason::NotNegotiated => "not_negotiated",
+            DropReason::Muted => "muted",
             DropReason::WriteFailed => "write_failed",
             DropReason::DataNotAllowed => "data_not_allowed",
             DropReason::DataDuplicate => "data_duplicate",

@@ -21,6 +21,7 @@ pub mod participant;
 pub mod peer_connection;
 pub mod published_track;
 pub mod room;
+pub mod room_api;
 pub mod rtp_munger;
 pub mod rtx_cache;
 pub mod sdp_tracks;
@@ -32,6 +33,7 @@ pub use drop_reason::{Counters, DropReason};
 pub use join::{JoinError, JoinParams, RoomSettings};
 pub use output::{Output, RoomEvent, Transmit};
 pub use peer_connection::PcFactory;
+pub use room_api::{RoomApi, RoomApiError, RoomApiResponse};
 pub use shard::{Shard, ShardConfig};
 
 /// Shard-local handle of a participant (not its `PA_` sid).

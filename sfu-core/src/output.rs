@@ -81,6 +81,8 @@ pub enum Output {
     Signal(ParticipantId, Box<proto::SignalResponse>),
     /// Close the participant's signalling connection (after its last message).
     CloseSignal(ParticipantId),
+    /// The participant's permissions changed (signalling re-issues its token).
+    PermissionChanged(ParticipantId, proto::ParticipantPermission),
     /// A lifecycle event.
     Event(RoomEvent),
 }

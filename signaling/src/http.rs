@@ -60,6 +60,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/rtc/v1/validate",
             get(|| async { (StatusCode::NOT_FOUND, V1_NOT_SUPPORTED) }),
         )
+        .route(
+            "/twirp/{service}/{method}",
+            axum::routing::post(crate::twirp::handle)
+                .layer(axum::extract::DefaultBodyLimit::max(crate::twirp::MAX_BODY)),
+        )
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found") })
         .with_state(state)
         .layer(middleware::from_fn(cors))

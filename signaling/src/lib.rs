@@ -8,6 +8,7 @@ pub mod http;
 pub mod media;
 pub mod session;
 pub mod token;
+pub mod twirp;
 
 pub use http::{AppState, SignalingConfig, router};
 pub use media::{MediaPlane, SessionEvent, SessionSink, ShardRequest};

@@ -16,6 +16,8 @@ pub enum SessionEvent {
     Signal(Box<proto::SignalResponse>),
     /// The media plane is done with this participant: close the WebSocket.
     Close,
+    /// The participant's permissions changed: re-issue its token with the new grants now.
+    PermissionChanged(proto::ParticipantPermission),
 }
 
 /// Sender half of a participant's signalling connection.
@@ -51,6 +53,13 @@ pub enum ShardRequest {
         /// Answered when the shard has said goodbye to everyone.
         reply: oneshot::Sender<()>,
     },
+    /// A RoomService call (Twirp), already authorised.
+    Api {
+        /// The operation.
+        request: Box<sfu_core::RoomApi>,
+        /// The outcome.
+        reply: oneshot::Sender<Result<sfu_core::RoomApiResponse, sfu_core::RoomApiError>>,
+    },
     /// Does this room exist (for `/rtc/validate` when auto-create is off)?
     RoomExists {
         /// Room name.
@@ -64,4 +73,6 @@ pub enum ShardRequest {
 pub trait MediaPlane: Send + Sync + 'static {
     /// The request queue of the shard owning `room`.
     fn shard_for(&self, room: &str) -> mpsc::UnboundedSender<ShardRequest>;
+    /// Every shard's queue (for requests about all rooms, such as ListRooms).
+    fn all_shards(&self) -> Vec<mpsc::UnboundedSender<ShardRequest>>;
 }

@@ -34,6 +34,24 @@ pub struct Refresh {
 }
 
 impl Refresh {
+    /// Rewrites the grant from new permissions (server API UpdateParticipant).
+    fn apply_permission(&mut self, p: &proto::ParticipantPermission) {
+        let mut v = self.claims.video();
+        v.can_publish = Some(p.can_publish);
+        v.can_subscribe = Some(p.can_subscribe);
+        v.can_publish_data = Some(p.can_publish_data);
+        v.can_update_own_metadata = Some(p.can_update_metadata);
+        v.hidden = p.hidden;
+        v.can_publish_sources = p
+            .can_publish_sources
+            .iter()
+            .filter_map(|s| proto::TrackSource::try_from(*s).ok())
+            .filter_map(crate::token::source_name)
+            .map(str::to_owned)
+            .collect();
+        self.claims.video = Some(v);
+    }
+
     fn token(&self) -> proto::SignalResponse {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -129,7 +147,7 @@ pub async fn run(
     socket: WebSocket,
     guard: SessionGuard,
     mut events: mpsc::UnboundedReceiver<SessionEvent>,
-    refresh: Option<Refresh>,
+    mut refresh: Option<Refresh>,
 ) {
     let (mut tx, mut rx) = socket.split();
     let mut json = false;
@@ -148,6 +166,14 @@ pub async fn run(
                     if !joined {
                         joined = true;
                         refresh_timer.reset_immediately();
+                    }
+                }
+                Some(SessionEvent::PermissionChanged(perm)) => {
+                    if let Some(r) = refresh.as_mut() {
+                        r.apply_permission(&perm);
+                        if tx.send(frame(&r.token(), json)).await.is_err() {
+                            break;
+                        }
                     }
                 }
                 Some(SessionEvent::Close) | None => {

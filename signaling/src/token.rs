@@ -123,6 +123,17 @@ pub fn source_from_name(name: &str) -> Option<proto::TrackSource> {
     })
 }
 
+/// LiveKit's lowercase name of a `TrackSource`.
+pub fn source_name(s: proto::TrackSource) -> Option<&'static str> {
+    Some(match s {
+        proto::TrackSource::Camera => "camera",
+        proto::TrackSource::Microphone => "microphone",
+        proto::TrackSource::ScreenShare => "screen_share",
+        proto::TrackSource::ScreenShareAudio => "screen_share_audio",
+        _ => return None,
+    })
+}
+
 /// The claims of a LiveKit access token.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]

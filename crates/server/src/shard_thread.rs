@@ -47,6 +47,10 @@ impl Shards {
 }
 
 impl MediaPlane for Shards {
+    fn all_shards(&self) -> Vec<mpsc::UnboundedSender<ShardRequest>> {
+        self.queues.clone()
+    }
+
     fn shard_for(&self, room: &str) -> mpsc::UnboundedSender<ShardRequest> {
         let mut h = DefaultHasher::new();
         room.hash(&mut h);
@@ -175,6 +179,9 @@ impl Driver {
                 self.shard.signal_closed(now, participant);
                 self.sinks.remove(&participant);
             }
+            ShardRequest::Api { request, reply } => {
+                let _ = reply.send(self.shard.room_api(now, *request));
+            }
             ShardRequest::RoomExists { room, reply } => {
                 let _ = reply.send(self.shard.room_exists(&room));
             }
@@ -196,6 +203,11 @@ impl Driver {
                 Output::Signal(pid, msg) => {
                     if let Some(s) = self.sinks.get(&pid) {
                         let _ = s.send(SessionEvent::Signal(msg));
+                    }
+                }
+                Output::PermissionChanged(pid, perm) => {
+                    if let Some(s) = self.sinks.get(&pid) {
+                        let _ = s.send(SessionEvent::PermissionChanged(perm));
                     }
                 }
                 Output::CloseSignal(pid) => {

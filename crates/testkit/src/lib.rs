@@ -507,7 +507,7 @@ impl Harness {
                             c.closed = true;
                         }
                     }
-                    Output::Event(_) => {}
+                    Output::Event(_) | Output::PermissionChanged(..) => {}
                 }
             }
             for ci in 0..self.clients.len() {

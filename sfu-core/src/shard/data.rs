@@ -90,22 +90,36 @@ impl Shard {
             if !destinations.is_empty() && !destinations.contains(&target.identity) {
                 continue;
             }
-            let ch = if reliable {
-                target.channels.reliable
-            } else {
-                target.channels.lossy
-            };
-            let Some(ch) = ch else { continue };
-            let sent = match self.subscribers.get_mut(&m) {
-                Some(pc) => pc.send_data(now, ch, &encoded),
-                None => false,
-            };
-            if sent {
-                self.counters.forwarded_data += 1;
-                self.dirty.push((m, PcRole::Subscriber));
-            } else {
-                self.counters.drop(DropReason::WriteFailed);
-            }
+            self.send_data_to(now, m, reliable, &encoded);
+        }
+    }
+
+    /// Sends an encoded DataPacket to one participant on its `_reliable` or `_lossy` channel.
+    pub(super) fn send_data_to(
+        &mut self,
+        now: Instant,
+        to: ParticipantId,
+        reliable: bool,
+        encoded: &[u8],
+    ) {
+        let Some(target) = self.participants.get(&to) else {
+            return;
+        };
+        let ch = if reliable {
+            target.channels.reliable
+        } else {
+            target.channels.lossy
+        };
+        let Some(ch) = ch else { return };
+        let sent = match self.subscribers.get_mut(&to) {
+            Some(pc) => pc.send_data(now, ch, encoded),
+            None => false,
+        };
+        if sent {
+            self.counters.forwarded_data += 1;
+            self.dirty.push((to, PcRole::Subscriber));
+        } else {
+            self.counters.drop(DropReason::WriteFailed);
         }
     }
 }

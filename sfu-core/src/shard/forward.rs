@@ -58,6 +58,11 @@ impl Shard {
                 layer.keyframes.keyframe_received();
             }
         }
+        if t.info.muted {
+            // Muted by the publisher or the server API: nothing reaches subscribers.
+            self.counters.drop(DropReason::Muted);
+            return;
+        }
         let target = if video { t.best_layer(now) } else { Some(li) };
         let target_ssrc = target.map(|i| t.layers[i].ssrc);
         let clock_rate = t.clock_rate;

@@ -61,6 +61,8 @@ pub struct ShardConfig {
     pub departure_timeout: u32,
     /// Default `max_participants` (0 = unlimited).
     pub max_participants: u32,
+    /// `room.enable_remote_unmute`: the server API may unmute a publisher's track.
+    pub enable_remote_unmute: bool,
 }
 
 impl Default for ShardConfig {
@@ -72,6 +74,7 @@ impl Default for ShardConfig {
             empty_timeout: 300,
             departure_timeout: 20,
             max_participants: 0,
+            enable_remote_unmute: false,
         }
     }
 }
@@ -173,6 +176,38 @@ impl Shard {
         self.out.push_back(Output::Signal(to, msg));
     }
 
+    /// Creates a room (the caller checked it does not exist) and arms its empty timeout.
+    fn create_room(&mut self, now: Instant, name: &str, s: &crate::RoomSettings) {
+        let mut room = Room {
+            sid: new_sid(ROOM_PREFIX),
+            name: name.to_owned(),
+            empty_timeout: s.empty_timeout.unwrap_or(self.cfg.empty_timeout),
+            departure_timeout: s.departure_timeout.unwrap_or(self.cfg.departure_timeout),
+            max_participants: s.max_participants.unwrap_or(self.cfg.max_participants),
+            metadata: s.metadata.clone().unwrap_or_default(),
+            created_at_ms: self.clock.unix_ms(now),
+            members: Vec::new(),
+            closes_at: None,
+            ever_joined: false,
+        };
+        room.arm_close(now);
+        info!(room = %room.name, sid = %room.sid, "room started");
+        self.out.push_back(Output::Event(RoomEvent::RoomStarted {
+            room: room.name.clone(),
+            sid: room.sid.clone(),
+        }));
+        self.rooms.insert(name.to_owned(), room);
+    }
+
+    /// Shard handle of `identity` in `room`.
+    fn find_participant(&self, room: &str, identity: &str) -> Option<ParticipantId> {
+        self.rooms.get(room)?.members.iter().copied().find(|m| {
+            self.participants
+                .get(m)
+                .is_some_and(|p| p.identity == identity)
+        })
+    }
+
     /// Sid of the track `pid` publishes as `rtc_track_id` on its publisher connection.
     fn published_sid(&self, pid: ParticipantId, rtc_track_id: &str) -> Option<String> {
         let p = self.participants.get(&pid)?;
@@ -245,25 +280,7 @@ impl Shard {
         let mut sub = PeerConnection::new(&self.factory, PcRole::Subscriber, now)
             .map_err(|e| JoinError::PeerConnection(e.to_string()))?;
         if existing.is_none() {
-            let s = &p.room_settings;
-            let room = Room {
-                sid: new_sid(ROOM_PREFIX),
-                name: p.room.clone(),
-                empty_timeout: s.empty_timeout.unwrap_or(self.cfg.empty_timeout),
-                departure_timeout: s.departure_timeout.unwrap_or(self.cfg.departure_timeout),
-                max_participants: s.max_participants.unwrap_or(self.cfg.max_participants),
-                metadata: s.metadata.clone().unwrap_or_default(),
-                created_at_ms: unix_ms,
-                members: Vec::new(),
-                closes_at: None,
-                ever_joined: false,
-            };
-            info!(room = %room.name, sid = %room.sid, "room started");
-            self.out.push_back(Output::Event(RoomEvent::RoomStarted {
-                room: room.name.clone(),
-                sid: room.sid.clone(),
-            }));
-            self.rooms.insert(p.room.clone(), room);
+            self.create_room(now, &p.room, &p.room_settings);
         }
         if let Some(old) = dup {
             self.remove_participant(now, old, proto::DisconnectReason::DuplicateIdentity, true);
@@ -553,7 +570,7 @@ impl Shard {
                 }
             }
             Req::AddTrack(a) => self.on_add_track(pid, a),
-            Req::Mute(m) => self.on_mute(pid, &m.sid, m.muted),
+            Req::Mute(m) => self.on_mute(now, pid, &m.sid, m.muted),
             Req::Subscription(s) => {
                 let mut sids = s.track_sids.clone();
                 for pt in &s.participant_tracks {
@@ -741,6 +758,7 @@ impl Shard {
     }
 }
 
+mod api;
 mod data;
 mod forward;
 mod publish;

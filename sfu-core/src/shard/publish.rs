@@ -62,14 +62,22 @@ impl Shard {
         );
     }
 
-    pub(super) fn on_mute(&mut self, pid: ParticipantId, sid: &str, muted: bool) {
+    pub(super) fn on_mute(&mut self, now: Instant, pid: ParticipantId, sid: &str, muted: bool) {
         let owns = self
             .participants
             .get(&pid)
             .is_some_and(|p| p.published.iter().any(|s| s == sid));
         if owns {
+            let mut resume_layer = None;
             if let Some(t) = self.tracks.get_mut(sid) {
                 t.info.muted = muted;
+                if !muted && t.is_video() {
+                    resume_layer = t.best_layer(now);
+                }
+            }
+            // Subscribers continue on a keyframe after an unmute.
+            if let Some(li) = resume_layer {
+                self.request_keyframe(now, sid, li);
             }
         } else if let Some(p) = self.participants.get_mut(&pid)
             && let Some(t) = p.pending_tracks.iter_mut().find(|t| t.info.sid == sid)
