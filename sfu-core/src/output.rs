@@ -21,55 +21,111 @@ pub struct Transmit {
     pub data: Vec<u8>,
 }
 
-/// A lifecycle event (logged now; webhooks are built from these).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A lifecycle event, carrying the LiveKit objects a webhook reports.
+#[derive(Debug, Clone, PartialEq)]
 pub enum RoomEvent {
-    /// A room was created.
+    /// A room was created (first join or CreateRoom).
     RoomStarted {
-        /// Room name.
-        room: String,
-        /// Room sid.
-        sid: String,
+        /// The room.
+        room: proto::Room,
     },
-    /// A room closed.
+    /// A room closed (timeouts, DeleteRoom, shutdown).
     RoomFinished {
-        /// Room name.
-        room: String,
-        /// Room sid.
-        sid: String,
+        /// The room.
+        room: proto::Room,
     },
     /// A participant's primary connection came up (LiveKit `participant_joined`).
     ParticipantJoined {
-        /// Room name.
-        room: String,
-        /// Identity.
-        identity: String,
+        /// The room.
+        room: proto::Room,
+        /// The participant.
+        participant: proto::ParticipantInfo,
     },
-    /// A participant left.
+    /// An active participant left.
     ParticipantLeft {
-        /// Room name.
-        room: String,
-        /// Identity.
-        identity: String,
+        /// The room.
+        room: proto::Room,
+        /// The participant (state DISCONNECTED, with its disconnect reason).
+        participant: proto::ParticipantInfo,
     },
-    /// A track was unpublished (by the client, or because it left).
-    TrackUnpublished {
-        /// Room name.
-        room: String,
-        /// Publisher identity.
-        identity: String,
-        /// Track sid.
-        track_sid: String,
+    /// A participant left without ever becoming active.
+    ParticipantConnectionAborted {
+        /// The room.
+        room: proto::Room,
+        /// The participant.
+        participant: proto::ParticipantInfo,
     },
     /// A track started receiving media.
     TrackPublished {
-        /// Room name.
-        room: String,
-        /// Publisher identity.
-        identity: String,
-        /// Track sid.
-        track_sid: String,
+        /// The room.
+        room: proto::Room,
+        /// Its publisher.
+        participant: proto::ParticipantInfo,
+        /// The track.
+        track: proto::TrackInfo,
     },
+    /// A track was unpublished (by the client, the server API, or because its publisher left).
+    TrackUnpublished {
+        /// The room.
+        room: proto::Room,
+        /// Its publisher.
+        participant: proto::ParticipantInfo,
+        /// The track.
+        track: proto::TrackInfo,
+    },
+}
+
+impl RoomEvent {
+    /// LiveKit's webhook event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RoomEvent::RoomStarted { .. } => "room_started",
+            RoomEvent::RoomFinished { .. } => "room_finished",
+            RoomEvent::ParticipantJoined { .. } => "participant_joined",
+            RoomEvent::ParticipantLeft { .. } => "participant_left",
+            RoomEvent::ParticipantConnectionAborted { .. } => "participant_connection_aborted",
+            RoomEvent::TrackPublished { .. } => "track_published",
+            RoomEvent::TrackUnpublished { .. } => "track_unpublished",
+        }
+    }
+
+    /// The room it concerns.
+    pub fn room(&self) -> &proto::Room {
+        match self {
+            RoomEvent::RoomStarted { room }
+            | RoomEvent::RoomFinished { room }
+            | RoomEvent::ParticipantJoined { room, .. }
+            | RoomEvent::ParticipantLeft { room, .. }
+            | RoomEvent::ParticipantConnectionAborted { room, .. }
+            | RoomEvent::TrackPublished { room, .. }
+            | RoomEvent::TrackUnpublished { room, .. } => room,
+        }
+    }
+
+    /// The LiveKit `WebhookEvent` (without `id` and `created_at`, which the sender assigns).
+    pub fn to_webhook(&self) -> proto::WebhookEvent {
+        let (participant, track) = match self {
+            RoomEvent::ParticipantJoined { participant, .. }
+            | RoomEvent::ParticipantLeft { participant, .. }
+            | RoomEvent::ParticipantConnectionAborted { participant, .. } => {
+                (Some(participant.clone()), None)
+            }
+            RoomEvent::TrackPublished {
+                participant, track, ..
+            }
+            | RoomEvent::TrackUnpublished {
+                participant, track, ..
+            } => (Some(participant.clone()), Some(track.clone())),
+            _ => (None, None),
+        };
+        proto::WebhookEvent {
+            event: self.name().to_owned(),
+            room: Some(self.room().clone()),
+            participant,
+            track,
+            ..Default::default()
+        }
+    }
 }
 
 /// One output of the shard.

@@ -147,6 +147,8 @@ pub struct RoomConfig {
     pub departure_timeout: u32,
     /// 0 = unlimited.
     pub max_participants: u32,
+    /// The server API may unmute a publisher's track.
+    pub enable_remote_unmute: bool,
 }
 
 impl Default for RoomConfig {
@@ -156,6 +158,39 @@ impl Default for RoomConfig {
             empty_timeout: 300,
             departure_timeout: 20,
             max_participants: 0,
+            enable_remote_unmute: false,
+        }
+    }
+}
+
+/// `webhook:` section.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct WebhookConfig {
+    /// API key whose secret signs the webhooks (must be one of `keys`).
+    pub api_key: String,
+    /// Receivers.
+    pub urls: Vec<String>,
+}
+
+/// `database:` section (Switchyard's own; LiveKit has none).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    /// `sqlite://...` or `postgres://...`; env `DATABASE_URL` overrides.
+    pub url: String,
+    /// Pool size.
+    pub max_connections: u32,
+    /// Seconds to wait for a connection.
+    pub connect_timeout: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://./switchyard.db?mode=rwc".into(),
+            max_connections: 10,
+            connect_timeout: 30,
         }
     }
 }
@@ -198,6 +233,10 @@ pub struct Config {
     pub key_file: Option<PathBuf>,
     /// Room defaults.
     pub room: RoomConfig,
+    /// Webhooks.
+    pub webhook: WebhookConfig,
+    /// Persistence.
+    pub database: DatabaseConfig,
     /// Logging.
     pub logging: LoggingConfig,
     /// Development mode (as `--dev`).
@@ -213,6 +252,8 @@ impl Default for Config {
             keys: HashMap::new(),
             key_file: None,
             room: RoomConfig::default(),
+            webhook: WebhookConfig::default(),
+            database: DatabaseConfig::default(),
             logging: LoggingConfig::default(),
             development: false,
         }
@@ -241,6 +282,8 @@ const KNOWN_TOP: &[&str] = &[
     "room",
     "logging",
     "development",
+    "webhook",
+    "database",
 ];
 
 /// Keys known inside each section.
@@ -256,9 +299,12 @@ const KNOWN_NESTED: &[(&str, &[&str])] = &[
             "empty_timeout",
             "departure_timeout",
             "max_participants",
+            "enable_remote_unmute",
         ],
     ),
     ("logging", &["level", "pion_level", "json"]),
+    ("webhook", &["api_key", "urls"]),
+    ("database", &["url", "max_connections", "connect_timeout"]),
 ];
 
 /// Dotted paths of keys we accept but do not implement (LiveKit keys, or typos).
@@ -400,6 +446,9 @@ pub fn load(
     if let Some(p) = env("UDP_PORT").filter(|s| !s.is_empty()) {
         cfg.rtc.udp_port = PortRange::parse(&p).map_err(|e| err(format!("UDP_PORT: {e}")))?;
     }
+    if let Some(url) = env("DATABASE_URL").filter(|s| !s.is_empty()) {
+        cfg.database.url = url;
+    }
     // Flags.
     if let Some(k) = &cli.keys {
         cfg.keys = parse_keys(k).map_err(|e| err(format!("--keys: {}", e.0)))?;
@@ -428,6 +477,27 @@ fn strip_location(msg: &str) -> String {
 fn validate(cfg: &Config, notes: &mut LoadNotes) -> Result<(), ConfigError> {
     if cfg.port == 0 {
         return Err(err("port: must be 1-65535"));
+    }
+    if !cfg.webhook.urls.is_empty() && !cfg.keys.contains_key(&cfg.webhook.api_key) {
+        return Err(err(format!(
+            "webhook.api_key: unknown api key in webhook config: {:?} is not one of keys",
+            cfg.webhook.api_key
+        )));
+    }
+    for u in &cfg.webhook.urls {
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            return Err(err(format!("webhook.urls: {u:?} is not an http(s) URL")));
+        }
+    }
+    let db = &cfg.database.url;
+    if !(db.starts_with("sqlite:")
+        || db.starts_with("postgres://")
+        || db.starts_with("postgresql://"))
+    {
+        return Err(err("database.url: must start with sqlite: or postgres://"));
+    }
+    if cfg.database.max_connections == 0 {
+        return Err(err("database.max_connections: must be at least 1"));
     }
     if cfg.keys.is_empty() {
         return Err(err(
@@ -615,6 +685,35 @@ mod tests {
         assert!(e("logging:\n  level: loud").contains("logging.level"));
         let no_keys = load(&Cli::default(), &no_env).unwrap_err().to_string();
         assert!(no_keys.contains("keys"));
+    }
+
+    #[test]
+    fn webhook_key_must_be_configured() {
+        let cli = |body: &str| Cli {
+            config_body: Some(body.into()),
+            keys: Some("k: s".into()),
+            ..Default::default()
+        };
+        let e = load(
+            &cli("webhook: {api_key: nope, urls: [\"http://x/hook\"]}"),
+            &no_env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("webhook.api_key"), "{e}");
+        let (c, _) = load(
+            &cli("webhook: {api_key: k, urls: [\"http://x/hook\"]}"),
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(c.webhook.urls.len(), 1);
+        let env = |k: &str| (k == "DATABASE_URL").then(|| "postgres://u:p@h/db".to_owned());
+        let (c, _) = load(&cli("{}"), &env).unwrap();
+        assert_eq!(c.database.url, "postgres://u:p@h/db");
+        let e = load(&cli("database: {url: mysql://x}"), &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("database.url"), "{e}");
     }
 
     #[test]

@@ -63,6 +63,7 @@ async fn serve(cfg: config::Config) -> std::io::Result<()> {
         empty_timeout: cfg.room.empty_timeout,
         departure_timeout: cfg.room.departure_timeout,
         max_participants: cfg.room.max_participants,
+        enable_remote_unmute: cfg.room.enable_remote_unmute,
         ..Default::default()
     };
     info!(

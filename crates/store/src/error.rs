@@ -3,6 +3,8 @@
 //! Every error that can reach an operator names the database it concerns, so a wrong
 //! `database.url` is obvious from one log line; the password never appears in it.
 
+use std::time::Duration;
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -23,6 +25,9 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// No connection could be made within the connect timeout.
+    #[error("cannot open database {url}: no connection within {timeout:?}")]
+    ConnectTimeout { url: String, timeout: Duration },
     /// The embedded schema migrations failed.
     #[error("database migration failed for {url}: {source}")]
     Migrate {

@@ -54,6 +54,29 @@ impl Pool {
     }
 }
 
+/// Opens and closes one connection, to report why a database cannot be opened: the pool
+/// itself retries until its timeout and then only says that it timed out.
+async fn probe<C: sqlx::Connection>(
+    options: &C::Options,
+    shown: &str,
+    timeout: Duration,
+) -> Result<(), StoreError> {
+    match tokio::time::timeout(timeout, C::connect_with(options)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(source)) => Err(StoreError::Connect {
+            url: shown.to_owned(),
+            source,
+        }),
+        Err(_) => Err(StoreError::ConnectTimeout {
+            url: shown.to_owned(),
+            timeout,
+        }),
+    }
+}
+
 /// Opens `url` and runs the embedded migrations of its backend.
 pub(crate) async fn open(
     url: &str,
@@ -83,6 +106,7 @@ pub(crate) async fn open(
                 .idle_timeout(None)
                 .max_lifetime(None);
         }
+        probe::<sqlx::SqliteConnection>(&options, &shown, connect_timeout).await?;
         let pool =
             pool_options
                 .connect_with(options)
@@ -101,6 +125,7 @@ pub(crate) async fn open(
             url: shown.clone(),
             source,
         })?;
+        probe::<sqlx::PgConnection>(&options, &shown, connect_timeout).await?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(connect_timeout)

@@ -489,12 +489,18 @@ async fn outbox_retry_and_duplicates(db: &TestDb, _: Backend) {
 }
 
 async fn outbox_concurrent_enqueue_keeps_order(db: &TestDb, _: Backend) {
-    let store = db.open().await;
+    // Two independent handles (separate pools, separate in-process locks, as two server
+    // processes would have) write while a third drains at the same time. If a seq could
+    // become visible after a higher seq of the same queue, the drainer would see a queue's
+    // seqs go backwards.
+    let writers_stores = [db.open().await, db.open().await];
+    let drain_store = db.open().await;
     const WRITERS: usize = 8;
     const PER_WRITER: usize = 25;
+    const TOTAL: usize = WRITERS * PER_WRITER * 2;
     let mut tasks = Vec::new();
     for w in 0..WRITERS {
-        let store = store.clone();
+        let store = writers_stores[w % 2].clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..PER_WRITER {
                 // Every writer appends to the shared room "r" and to its own room.
@@ -511,43 +517,51 @@ async fn outbox_concurrent_enqueue_keeps_order(db: &TestDb, _: Backend) {
             }
         }));
     }
+    let drainer = tokio::spawn(async move {
+        let store = drain_store;
+        // Head by head: one entry per queue per round, seqs strictly increasing per queue,
+        // and each writer's events come out in the order it wrote them.
+        let mut last_seq: HashMap<String, i64> = HashMap::new();
+        let mut next_index: HashMap<(String, usize), usize> = HashMap::new();
+        let mut total = 0;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while total < TOTAL {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "drained only {total}"
+            );
+            let due = store.outbox_due(0, 1_000).await.unwrap();
+            let mut queues: Vec<&str> = due.iter().map(|e| e.queue_key.as_str()).collect();
+            queues.sort();
+            queues.dedup();
+            assert_eq!(queues.len(), due.len(), "one head per queue");
+            for e in &due {
+                let prev = last_seq.insert(e.queue_key.clone(), e.seq);
+                assert!(prev.is_none_or(|p| p < e.seq), "{} after {prev:?}", e.seq);
+                let mut parts = e.id.split('_');
+                let w: usize = parts.nth(1).unwrap().parse().unwrap();
+                let i: usize = parts.next().unwrap().parse().unwrap();
+                let want = next_index.entry((e.queue_key.clone(), w)).or_default();
+                assert_eq!(i, *want, "writer {w} in queue {}", e.queue_key);
+                *want += 1;
+                store.outbox_delivered(e.seq).await.unwrap();
+                total += 1;
+            }
+            if due.is_empty() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        store.close().await;
+    });
     for t in tasks {
         t.await.unwrap();
     }
-    assert_eq!(
-        store.outbox_pending_count().await.unwrap(),
-        (WRITERS * PER_WRITER * 2) as u64
-    );
-
-    // Drain head by head: one entry per queue per round, seqs strictly increasing per queue,
-    // and each writer's events come out in the order it wrote them.
-    let mut last_seq: HashMap<String, i64> = HashMap::new();
-    let mut next_index: HashMap<(String, usize), usize> = HashMap::new();
-    let mut total = 0;
-    loop {
-        let due = store.outbox_due(0, 1_000).await.unwrap();
-        if due.is_empty() {
-            break;
-        }
-        let mut queues: Vec<&str> = due.iter().map(|e| e.queue_key.as_str()).collect();
-        queues.sort();
-        queues.dedup();
-        assert_eq!(queues.len(), due.len(), "one head per queue");
-        for e in &due {
-            let prev = last_seq.insert(e.queue_key.clone(), e.seq);
-            assert!(prev.is_none_or(|p| p < e.seq));
-            let mut parts = e.id.split('_');
-            let w: usize = parts.nth(1).unwrap().parse().unwrap();
-            let i: usize = parts.next().unwrap().parse().unwrap();
-            let want = next_index.entry((e.queue_key.clone(), w)).or_default();
-            assert_eq!(i, *want, "writer {w} in queue {}", e.queue_key);
-            *want += 1;
-            store.outbox_delivered(e.seq).await.unwrap();
-            total += 1;
-        }
+    drainer.await.unwrap();
+    let store = &writers_stores[0];
+    assert_eq!(store.outbox_pending_count().await.unwrap(), 0);
+    for s in &writers_stores {
+        s.close().await;
     }
-    assert_eq!(total, WRITERS * PER_WRITER * 2);
-    store.close().await;
 }
 
 #[tokio::test]
@@ -562,6 +576,7 @@ async fn unopenable_sqlite_file_is_a_clear_error() {
         .unwrap_err();
     assert!(matches!(err, StoreError::Connect { .. }), "{err:?}");
     let msg = err.to_string();
+    assert!(msg.contains("unable to open database file"), "{msg}");
     assert!(
         msg.starts_with(&format!("cannot open database {url}: ")),
         "{msg}"
@@ -597,6 +612,8 @@ async fn unreachable_postgres_error_hides_the_password() {
         "{msg}"
     );
     assert!(!msg.contains("hunter2"), "{msg}");
+    // The cause, not just "pool timed out".
+    assert!(msg.to_lowercase().contains("refused"), "{msg}");
 }
 
 #[tokio::test]

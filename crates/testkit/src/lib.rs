@@ -194,6 +194,8 @@ pub struct Harness {
     link: VecDeque<Datagram>,
     /// Drops datagrams it returns false for.
     pub filter: Option<LinkFilter>,
+    /// Lifecycle events the shard reported, in order.
+    pub events: Vec<sfu_core::RoomEvent>,
     next_host: u8,
 }
 
@@ -217,6 +219,7 @@ impl Harness {
             clients: Vec::new(),
             link: VecDeque::new(),
             filter: None,
+            events: Vec::new(),
             next_host: 10,
         }
     }
@@ -507,7 +510,8 @@ impl Harness {
                             c.closed = true;
                         }
                     }
-                    Output::Event(_) | Output::PermissionChanged(..) => {}
+                    Output::Event(e) => self.events.push(e),
+                    Output::PermissionChanged(..) => {}
                 }
             }
             for ci in 0..self.clients.len() {

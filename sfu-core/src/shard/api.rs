@@ -102,10 +102,6 @@ impl Shard {
         r
     }
 
-    fn info_of(&self, pid: ParticipantId) -> proto::ParticipantInfo {
-        self.participants[&pid].info(self.track_infos(pid))
-    }
-
     fn api_participant(&self, room: &str, identity: &str) -> Result<ParticipantId, RoomApiError> {
         if !self.rooms.contains_key(room) {
             return Err(room_not_found());
@@ -168,13 +164,7 @@ impl Shard {
         for pid in members {
             self.remove_participant(now, pid, proto::DisconnectReason::RoomDeleted, true);
         }
-        if let Some(r) = self.rooms.remove(name) {
-            info!(room = %r.name, sid = %r.sid, "room deleted");
-            self.out.push_back(Output::Event(RoomEvent::RoomFinished {
-                room: r.name,
-                sid: r.sid,
-            }));
-        }
+        self.close_room(name, "deleted");
         Ok(RoomApiResponse::Empty)
     }
 

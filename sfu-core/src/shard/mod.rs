@@ -193,10 +193,24 @@ impl Shard {
         room.arm_close(now);
         info!(room = %room.name, sid = %room.sid, "room started");
         self.out.push_back(Output::Event(RoomEvent::RoomStarted {
-            room: room.name.clone(),
-            sid: room.sid.clone(),
+            room: room.info(0, 0),
         }));
         self.rooms.insert(name.to_owned(), room);
+    }
+
+    /// Removes a room (its members are already gone) and reports it finished.
+    fn close_room(&mut self, name: &str, why: &str) {
+        if let Some(r) = self.rooms.remove(name) {
+            info!(room = %r.name, sid = %r.sid, why, "room finished");
+            self.out.push_back(Output::Event(RoomEvent::RoomFinished {
+                room: r.info(0, 0),
+            }));
+        }
+    }
+
+    /// Current `ParticipantInfo` of a participant (which must exist), with its tracks.
+    fn info_of(&self, pid: ParticipantId) -> proto::ParticipantInfo {
+        self.participants[&pid].info(self.track_infos(pid))
     }
 
     /// Shard handle of `identity` in `room`.
@@ -463,8 +477,16 @@ impl Shard {
         }
         self.out.push_back(Output::CloseSignal(pid));
         // Unpublish its tracks from every subscriber.
+        let room_info = self.room_info(&p.room).unwrap_or_default();
+        let publisher_info = p.info(Vec::new());
         for sid in std::mem::take(&mut p.published) {
             if let Some(t) = self.tracks.remove(&sid) {
+                self.out
+                    .push_back(Output::Event(RoomEvent::TrackUnpublished {
+                        room: room_info.clone(),
+                        participant: publisher_info.clone(),
+                        track: t.info.clone(),
+                    }));
                 for dt in t.down_tracks {
                     self.detach_down_track(now, dt.subscriber, &sid, dt.sender, dt.ssrc);
                 }
@@ -490,17 +512,23 @@ impl Shard {
             self.deadlines.remove(&(pid, role));
         }
         self.dirty.retain(|k| k.0 != pid);
-        if p.state == proto::participant_info::State::Active {
-            self.out
-                .push_back(Output::Event(RoomEvent::ParticipantLeft {
-                    room: p.room.clone(),
-                    identity: p.identity.clone(),
-                }));
-        }
+        let was_active = p.state == proto::participant_info::State::Active;
         p.state = proto::participant_info::State::Disconnected;
         p.bump();
         let mut info = p.info(Vec::new());
         info.disconnect_reason = reason as i32;
+        let ev = if was_active {
+            RoomEvent::ParticipantLeft {
+                room: room_info,
+                participant: info.clone(),
+            }
+        } else {
+            RoomEvent::ParticipantConnectionAborted {
+                room: room_info,
+                participant: info.clone(),
+            }
+        };
+        self.out.push_back(Output::Event(ev));
         if let Some(room) = self.rooms.get_mut(&p.room) {
             room.members.retain(|m| *m != pid);
             if room.members.is_empty() {
@@ -521,12 +549,9 @@ impl Shard {
         for pid in everyone {
             self.remove_participant(now, pid, proto::DisconnectReason::ServerShutdown, true);
         }
-        for (_, r) in self.rooms.drain() {
-            info!(room = %r.name, sid = %r.sid, "room finished");
-            self.out.push_back(Output::Event(RoomEvent::RoomFinished {
-                room: r.name,
-                sid: r.sid,
-            }));
+        let names: Vec<String> = self.rooms.keys().cloned().collect();
+        for name in names {
+            self.close_room(&name, "shutdown");
         }
     }
 
@@ -683,9 +708,10 @@ impl Shard {
         p.state = proto::participant_info::State::Active;
         p.bump();
         info!(room = %p.room, identity = %p.identity, "participant active");
+        let room = p.room.clone();
         let ev = RoomEvent::ParticipantJoined {
-            room: p.room.clone(),
-            identity: p.identity.clone(),
+            room: self.room_info(&room).unwrap_or_default(),
+            participant: self.info_of(pid),
         };
         self.out.push_back(Output::Event(ev));
         self.broadcast_participant(pid, true);
@@ -720,13 +746,7 @@ impl Shard {
             .map(|r| r.name.clone())
             .collect();
         for name in closing {
-            if let Some(r) = self.rooms.remove(&name) {
-                info!(room = %r.name, sid = %r.sid, "room finished");
-                self.out.push_back(Output::Event(RoomEvent::RoomFinished {
-                    room: r.name,
-                    sid: r.sid,
-                }));
-            }
+            self.close_room(&name, "timeout");
         }
         self.flush(now);
     }

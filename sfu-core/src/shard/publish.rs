@@ -238,13 +238,14 @@ impl Shard {
         p.published.push(sid.clone());
         p.bump();
         let room = p.room.clone();
-        let ev = RoomEvent::TrackPublished {
-            room: room.clone(),
-            identity: p.identity.clone(),
-            track_sid: sid.clone(),
-        };
         info!(room = %room, identity = %p.identity, track = %sid, mime = %track.mime, "track published");
+        let track_info = track.info.clone();
         self.tracks.insert(sid.clone(), track);
+        let ev = RoomEvent::TrackPublished {
+            room: self.room_info(&room).unwrap_or_default(),
+            participant: self.info_of(pid),
+            track: track_info,
+        };
         self.out.push_back(Output::Event(ev));
         // The ParticipantUpdate with the track goes out before any offer carrying it.
         self.broadcast_participant(pid, true);
@@ -268,6 +269,14 @@ impl Shard {
             return;
         };
         info!(room = %t.room, track = %sid, "track unpublished");
+        if self.participants.contains_key(&pid) {
+            self.out
+                .push_back(Output::Event(RoomEvent::TrackUnpublished {
+                    room: self.room_info(&t.room).unwrap_or_default(),
+                    participant: self.info_of(pid),
+                    track: t.info.clone(),
+                }));
+        }
         for dt in t.down_tracks {
             self.detach_down_track(now, dt.subscriber, sid, dt.sender, dt.ssrc);
         }
