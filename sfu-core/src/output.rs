@@ -140,5 +140,5 @@ pub enum Output {
     /// The participant's permissions changed (signalling re-issues its token).
     PermissionChanged(ParticipantId, proto::ParticipantPermission),
     /// A lifecycle event.
-    Event(RoomEvent),
+    Event(Box<RoomEvent>),
 }

@@ -510,7 +510,7 @@ impl Harness {
                             c.closed = true;
                         }
                     }
-                    Output::Event(e) => self.events.push(e),
+                    Output::Event(e) => self.events.push(*e),
                     Output::PermissionChanged(..) => {}
                 }
             }

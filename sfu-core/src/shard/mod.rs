@@ -192,9 +192,10 @@ impl Shard {
         };
         room.arm_close(now);
         info!(room = %room.name, sid = %room.sid, "room started");
-        self.out.push_back(Output::Event(RoomEvent::RoomStarted {
-            room: room.info(0, 0),
-        }));
+        self.out
+            .push_back(Output::Event(Box::new(RoomEvent::RoomStarted {
+                room: room.info(0, 0),
+            })));
         self.rooms.insert(name.to_owned(), room);
     }
 
@@ -202,9 +203,10 @@ impl Shard {
     fn close_room(&mut self, name: &str, why: &str) {
         if let Some(r) = self.rooms.remove(name) {
             info!(room = %r.name, sid = %r.sid, why, "room finished");
-            self.out.push_back(Output::Event(RoomEvent::RoomFinished {
-                room: r.info(0, 0),
-            }));
+            self.out
+                .push_back(Output::Event(Box::new(RoomEvent::RoomFinished {
+                    room: r.info(0, 0),
+                })));
         }
     }
 
@@ -482,11 +484,11 @@ impl Shard {
         for sid in std::mem::take(&mut p.published) {
             if let Some(t) = self.tracks.remove(&sid) {
                 self.out
-                    .push_back(Output::Event(RoomEvent::TrackUnpublished {
+                    .push_back(Output::Event(Box::new(RoomEvent::TrackUnpublished {
                         room: room_info.clone(),
                         participant: publisher_info.clone(),
                         track: t.info.clone(),
-                    }));
+                    })));
                 for dt in t.down_tracks {
                     self.detach_down_track(now, dt.subscriber, &sid, dt.sender, dt.ssrc);
                 }
@@ -528,7 +530,7 @@ impl Shard {
                 participant: info.clone(),
             }
         };
-        self.out.push_back(Output::Event(ev));
+        self.out.push_back(Output::Event(Box::new(ev)));
         if let Some(room) = self.rooms.get_mut(&p.room) {
             room.members.retain(|m| *m != pid);
             if room.members.is_empty() {
@@ -713,7 +715,7 @@ impl Shard {
             room: self.room_info(&room).unwrap_or_default(),
             participant: self.info_of(pid),
         };
-        self.out.push_back(Output::Event(ev));
+        self.out.push_back(Output::Event(Box::new(ev)));
         self.broadcast_participant(pid, true);
     }
 

@@ -246,7 +246,7 @@ impl Shard {
             participant: self.info_of(pid),
             track: track_info,
         };
-        self.out.push_back(Output::Event(ev));
+        self.out.push_back(Output::Event(Box::new(ev)));
         // The ParticipantUpdate with the track goes out before any offer carrying it.
         self.broadcast_participant(pid, true);
         let members = self
@@ -271,11 +271,11 @@ impl Shard {
         info!(room = %t.room, track = %sid, "track unpublished");
         if self.participants.contains_key(&pid) {
             self.out
-                .push_back(Output::Event(RoomEvent::TrackUnpublished {
+                .push_back(Output::Event(Box::new(RoomEvent::TrackUnpublished {
                     room: self.room_info(&t.room).unwrap_or_default(),
                     participant: self.info_of(pid),
                     track: t.info.clone(),
-                }));
+                })));
         }
         for dt in t.down_tracks {
             self.detach_down_track(now, dt.subscriber, sid, dt.sender, dt.ssrc);
