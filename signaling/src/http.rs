@@ -62,7 +62,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route(
             "/twirp/{service}/{method}",
-            axum::routing::post(crate::twirp::handle)
+            axum::routing::any(crate::twirp::handle)
                 .layer(axum::extract::DefaultBodyLimit::max(crate::twirp::MAX_BODY)),
         )
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found") })

@@ -214,13 +214,21 @@ async fn call_shard(state: &AppState, req: RoomApi) -> Result<RoomApiResponse, T
     Ok(rx.await.map_err(|_| unavailable())??)
 }
 
-/// Handles `POST /twirp/{service}/{method}`.
+/// Handles `/twirp/{service}/{method}` (Twirp only accepts POST).
 pub async fn handle(
     State(state): State<Arc<AppState>>,
     Path((service, method)): Path<(String, String)>,
+    http_method: axum::http::Method,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if http_method != axum::http::Method::POST {
+        return TwirpError::new(
+            "bad_route",
+            format!("unsupported method {http_method} (only POST is allowed)"),
+        )
+        .into_response();
+    }
     match dispatch(&state, &service, &method, &headers, &body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -249,6 +257,8 @@ async fn dispatch(
             ));
         }
     }
+    // Like LiveKit: the token is checked before the body is looked at.
+    let claims = authenticate(state, headers)?;
     let enc = encoding(headers)?;
     let req = match method {
         "CreateRoom" => RoomApi::CreateRoom(Box::new(decode(enc, body)?)),
@@ -275,7 +285,6 @@ async fn dispatch(
             ));
         }
     };
-    let claims = authenticate(state, headers)?;
     authorize(&claims, &req)?;
     if !matches!(req, RoomApi::ListRooms(_)) && req.room().is_empty() {
         return Err(TwirpError::new("invalid_argument", "room is required"));

@@ -199,6 +199,12 @@ def server(request):
             cmd += ["--config-body", config_yaml]
         cmd += list(extra_args)
         env = dict(os.environ)
+        # Each test gets its own SQLite database (kept across restarts within the test).
+        db_path = ARTIFACTS / f"{_safe_name(request.node.nodeid)}.db"
+        if not started:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(db_path) + suffix).unlink(missing_ok=True)
+        env.setdefault("DATABASE_URL", f"sqlite://{db_path}?mode=rwc")
         env.setdefault("RUST_LOG", "info")
         env.setdefault("RUST_BACKTRACE", "1")
         logf = open(log_path, "wb")

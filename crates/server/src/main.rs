@@ -2,6 +2,7 @@
 //! shards (one UDP port each) and serves LiveKit signalling over HTTP/WebSocket.
 
 mod config;
+mod events;
 mod shard_thread;
 
 use std::{net::SocketAddr, sync::Arc};
@@ -72,7 +73,37 @@ async fn serve(cfg: config::Config) -> std::io::Result<()> {
         "advertising ICE host candidates {}",
         ports.iter().map(|(_, a)| a.to_string()).collect::<Vec<_>>().join(", ")
     );
-    let shards = shard_thread::start(&ports, shard_cfg).map_err(|e| {
+    // Persistence and webhooks come up before any room can exist.
+    let db = &cfg.database;
+    let store = switchyard_store::Store::connect(
+        &db.url,
+        db.max_connections,
+        std::time::Duration::from_secs(db.connect_timeout),
+    )
+    .await
+    .map_err(|e| std::io::Error::other(format!("database.url: {e}")))?;
+    info!(database = %store.url(), "database ready (migrations applied)");
+    let notifier = if cfg.webhook.urls.is_empty() {
+        None
+    } else {
+        let secret = cfg
+            .keys
+            .get(&cfg.webhook.api_key)
+            .cloned()
+            .unwrap_or_default();
+        let nc = switchyard_webhook::NotifierConfig::new(
+            cfg.webhook.urls.clone(),
+            cfg.webhook.api_key.clone(),
+            secret,
+        );
+        let n = switchyard_webhook::Notifier::start(store.clone(), nc)
+            .map_err(|e| std::io::Error::other(format!("webhook: {e}")))?;
+        info!(urls = ?cfg.webhook.urls, "webhooks enabled (durable outbox)");
+        Some(n)
+    };
+    let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let events_task = events::spawn(store.clone(), notifier, events_rx);
+    let shards = shard_thread::start(&ports, shard_cfg, events_tx).map_err(|e| {
         std::io::Error::new(
             e.kind(),
             format!("cannot bind UDP port {}: {e}", cfg.rtc.udp_port),
@@ -108,6 +139,15 @@ async fn serve(cfg: config::Config) -> std::io::Result<()> {
     shards.shutdown(std::time::Duration::from_secs(2)).await;
     // Let the WebSocket tasks write the Leave and close frames.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // The shard threads are gone, so the event channel closes once drained; pending
+    // webhooks stay in the outbox for the next start.
+    drop(shards);
+    if let Ok(Ok(Some(n))) =
+        tokio::time::timeout(std::time::Duration::from_secs(3), events_task).await
+    {
+        n.shutdown(std::time::Duration::from_secs(2)).await;
+    }
+    store.close().await;
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use std::{
 use sfu_core::{Output, ParticipantId, PcFactory, Shard, ShardConfig};
 use signaling::{MediaPlane, SessionEvent, SessionSink, ShardRequest};
 use tokio::{net::UdpSocket, sync::mpsc};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 /// Largest datagram we accept.
 const MAX_DATAGRAM: usize = 2048;
@@ -60,16 +60,21 @@ impl MediaPlane for Shards {
 
 /// Starts one shard per UDP port. `bind` is the socket address, `advertised` the ICE
 /// candidate address of each port.
-pub fn start(ports: &[(SocketAddr, SocketAddr)], cfg: ShardConfig) -> std::io::Result<Shards> {
+pub fn start(
+    ports: &[(SocketAddr, SocketAddr)],
+    cfg: ShardConfig,
+    events: mpsc::UnboundedSender<sfu_core::RoomEvent>,
+) -> std::io::Result<Shards> {
     let mut queues = Vec::new();
     for (i, &(bind, advertised)) in ports.iter().enumerate() {
         let std_sock = std::net::UdpSocket::bind(bind)?;
         std_sock.set_nonblocking(true)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let cfg = cfg.clone();
+        let events = events.clone();
         std::thread::Builder::new()
             .name(format!("shard-{i}"))
-            .spawn(move || run(std_sock, advertised, cfg, rx))?;
+            .spawn(move || run(std_sock, advertised, cfg, rx, events))?;
         info!(shard = i, %bind, %advertised, "media shard listening (UDP)");
         queues.push(tx);
     }
@@ -88,6 +93,7 @@ fn run(
     advertised: SocketAddr,
     cfg: ShardConfig,
     rx: mpsc::UnboundedReceiver<ShardRequest>,
+    events: mpsc::UnboundedSender<sfu_core::RoomEvent>,
 ) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -107,6 +113,7 @@ fn run(
             shard,
             sock,
             sinks: HashMap::new(),
+            events,
         }
         .run(rx)
         .await;
@@ -117,6 +124,7 @@ struct Driver {
     shard: Shard,
     sock: UdpSocket,
     sinks: HashMap<ParticipantId, SessionSink>,
+    events: mpsc::UnboundedSender<sfu_core::RoomEvent>,
 }
 
 impl Driver {
@@ -215,7 +223,9 @@ impl Driver {
                         let _ = s.send(SessionEvent::Close);
                     }
                 }
-                Output::Event(e) => debug!(event = ?e, "room event"),
+                Output::Event(e) => {
+                    let _ = self.events.send(*e);
+                }
             }
         }
     }
