@@ -15,6 +15,8 @@ step() { echo; echo "==== $* ($(date +%H:%M:%S))"; }
 step "install test dependencies"
 if [[ -z "${SKIP_E2E:-}" ]]; then
     "$ROOT/scripts/install-test-deps.sh"
+    # A real PostgreSQL for the store tests and the database e2e run (Unix socket URL).
+    export SWITCHYARD_TEST_POSTGRES_URL="$("$ROOT/scripts/postgres.sh" --fresh)"
 fi
 
 step "cargo fmt --check"
@@ -32,5 +34,9 @@ cargo build -p switchyard
 if [[ -z "${SKIP_E2E:-}" ]]; then
     step "end-to-end tests with real LiveKit clients (private network namespace)"
     SWITCHYARD_BIN="$ROOT/target/debug/switchyard" "$ROOT/scripts/e2e.sh"
+
+    step "persistence, server API and webhook e2e tests again, on PostgreSQL"
+    DATABASE_URL="$("$ROOT/scripts/postgres.sh" --fresh)" SWITCHYARD_BIN="$ROOT/target/debug/switchyard" \
+        "$ROOT/scripts/e2e.sh" -k "leave or room_service or webhooks"
 fi
 step "all tests passed"
