@@ -96,6 +96,17 @@ impl Shard {
         pid: ParticipantId,
         u: proto::UpdateParticipantMetadata,
     ) {
+        use crate::room_api::{MAX_ATTRIBUTES_BYTES, MAX_METADATA_BYTES};
+        let attrs: usize = u.attributes.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if u.metadata.len() > MAX_METADATA_BYTES || attrs > MAX_ATTRIBUTES_BYTES {
+            let r = signal::request_response(
+                u.request_id,
+                proto::request_response::Reason::LimitExceeded,
+                "metadata or attributes exceed the size limit",
+            );
+            self.signal(pid, r);
+            return;
+        }
         let p = self.participants.get_mut(&pid).expect("checked by caller");
         if !p.permission.can_update_metadata {
             let r = signal::request_response(

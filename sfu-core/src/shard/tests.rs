@@ -279,3 +279,32 @@ fn participant_versions_only_increase() {
     }
     assert!(last > 0);
 }
+
+#[test]
+fn self_metadata_needs_permission_and_respects_limits() {
+    let now = Instant::now();
+    let mut s = shard(now);
+    let mut p = params("r", "alice");
+    p.permission.can_update_metadata = true;
+    let a = s.join(now, p).unwrap();
+    signals(&mut s);
+    let update = |metadata: String, id: u32| proto::SignalRequest {
+        message: Some(Req::UpdateMetadata(proto::UpdateParticipantMetadata {
+            metadata,
+            request_id: id,
+            ..Default::default()
+        })),
+    };
+    s.handle_signal(now, a, update("x".repeat(600 * 1024), 1));
+    let out = signals(&mut s);
+    assert!(out.iter().any(|(_, m)| matches!(&m.message,
+        Some(Resp::RequestResponse(r)) if r.request_id == 1
+            && r.reason == proto::request_response::Reason::LimitExceeded as i32)));
+    s.handle_signal(now, a, update("hello".into(), 2));
+    let out = signals(&mut s);
+    assert!(out.iter().any(|(_, m)| matches!(&m.message,
+        Some(Resp::Update(u)) if u.participants[0].metadata == "hello")));
+    assert!(out.iter().any(|(_, m)| matches!(&m.message,
+        Some(Resp::RequestResponse(r)) if r.request_id == 2
+            && r.reason == proto::request_response::Reason::Ok as i32)));
+}
