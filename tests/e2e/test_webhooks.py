@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -467,15 +468,33 @@ RECOVERY_BUDGET_S = 80.0  # retries back off 1, 2, 4, ... 32 s: the next one is 
 R1, R2 = "wh-outage-1", "wh-outage-2"
 
 
+OUTBOX_SQL = ("SELECT seq, id, queue_key, attempts, next_attempt_at_ms, created_at_ms, last_error, body "
+              "FROM webhook_outbox ORDER BY seq")
+
+
+def _outbox_rows_postgres(url: str) -> list[tuple]:
+    """Reads the outbox through psql (the URL's Unix socket works inside the test namespace)."""
+    import subprocess
+
+    sql = ("SELECT json_agg(json_build_array(seq, id, queue_key, attempts, next_attempt_at_ms, "
+           "created_at_ms, last_error, body) ORDER BY seq) FROM webhook_outbox")
+    out = subprocess.run(["psql", url, "-Atc", sql], capture_output=True, text=True, timeout=20,
+                         cwd="/", check=True).stdout.strip()
+    return [tuple(r) for r in json.loads(out)] if out else []
+
+
 def outbox_rows(db: Path) -> list[dict]:
-    """The server's webhook_outbox table (read while the server is stopped or running)."""
-    con = sqlite3.connect(str(db), timeout=5)
-    try:
-        rows = con.execute(
-            "SELECT seq, id, queue_key, attempts, next_attempt_at_ms, created_at_ms, last_error, body "
-            "FROM webhook_outbox ORDER BY seq").fetchall()
-    finally:
-        con.close()
+    """The server's webhook_outbox table (read while the server is stopped or running), from the
+    per-test SQLite file or, when the suite runs on PostgreSQL (DATABASE_URL), from there."""
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith("postgres"):
+        rows = _outbox_rows_postgres(url)
+    else:
+        con = sqlite3.connect(str(db), timeout=5)
+        try:
+            rows = con.execute(OUTBOX_SQL).fetchall()
+        finally:
+            con.close()
     out = []
     for seq, id_, qk, attempts, nxt, created, err, body in rows:
         b = json.loads(body)
