@@ -7,6 +7,8 @@
 #   url=$(scripts/postgres.sh --fresh)    # drop and recreate it first
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
+# su postgres must be able to enter the working directory.
+cd /
 log() { echo "[postgres] $*" >&2; }
 
 if ! command -v pg_ctlcluster >/dev/null 2>&1 || ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
