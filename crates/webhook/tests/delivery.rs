@@ -61,6 +61,21 @@ fn index_of(ev: &proto::WebhookEvent) -> (String, usize) {
     (room, identity.trim_start_matches('p').parse().unwrap())
 }
 
+/// Counts a request out of its room's `in_flight` when the handler ends, however it ends.
+struct InFlight<'a> {
+    state: &'a ReceiverState,
+    room: &'a str,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut seen = self.state.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = seen.in_flight.get_mut(self.room) {
+            *n -= 1;
+        }
+    }
+}
+
 async fn handle(
     State(state): State<Arc<ReceiverState>>,
     headers: HeaderMap,
@@ -119,13 +134,18 @@ async fn handle(
             seen.overlaps += 1;
         }
     }
+    // A sender that goes away mid-request (a dropped notifier aborts its requests) makes
+    // hyper drop this handler at an await point: the guard still ends the request's count.
+    let _in_flight = InFlight {
+        state: &state,
+        room: &key.0,
+    };
     if state.blocked_room.as_deref() == Some(key.0.as_str()) {
         let mut release = state.release.clone();
         let _ = release.wait_for(|r| *r).await;
     }
     tokio::time::sleep(state.delay).await;
     let mut seen = state.seen.lock().unwrap();
-    *seen.in_flight.get_mut(&key.0).unwrap() -= 1;
     if state.failing.load(Ordering::SeqCst) {
         return StatusCode::SERVICE_UNAVAILABLE;
     }
@@ -453,7 +473,12 @@ async fn restart_delivers_what_the_previous_notifier_left() {
         let store = db.open().await;
         let notifier = Notifier::start(store.clone(), config(vec![r.url.clone()])).unwrap();
         notify_all(&notifier, &rooms, 3).await;
-        wait_until("a failed attempt", async || r.attempts() >= 2).await;
+        // The receiver answering 503 is not enough: wait until the store recorded it.
+        wait_until("a failed attempt in the outbox", async || {
+            let heads = store.outbox_due(i64::MAX, 10).await.unwrap();
+            r.attempts() >= 2 && heads.iter().any(|e| e.attempts >= 1)
+        })
+        .await;
         drop(notifier);
         store.close().await;
     }
