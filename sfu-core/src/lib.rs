@@ -13,6 +13,7 @@ pub mod codec;
 pub mod demux;
 pub mod down_track;
 pub mod drop_reason;
+pub mod http_session;
 pub mod ids;
 mod join;
 pub mod keyframe_requester;
@@ -30,11 +31,12 @@ pub mod signal;
 pub mod simulcast_rr_filter;
 
 pub use drop_reason::{Counters, DropReason};
+pub use http_session::{HttpSessionError, PlaySelection, SessionAnswer};
 pub use join::{JoinError, JoinParams, RoomSettings};
 pub use output::{Output, RoomEvent, Transmit};
 pub use peer_connection::PcFactory;
 pub use room_api::{RoomApi, RoomApiError, RoomApiResponse};
-pub use shard::{Shard, ShardConfig};
+pub use shard::{PatchOutcome, Shard, ShardConfig};
 
 /// Shard-local handle of a participant (not its `PA_` sid).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

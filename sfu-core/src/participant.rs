@@ -89,6 +89,8 @@ pub struct Participant {
     pub last_reliable_seq: u32,
     /// The client sent a LeaveRequest.
     pub left: bool,
+    /// LiveKit signalling, WHIP or WHEP.
+    pub transport: crate::http_session::Transport,
 }
 
 impl Participant {
@@ -116,6 +118,11 @@ impl Participant {
     /// Hidden participants are never announced to others.
     pub fn hidden(&self) -> bool {
         self.permission.hidden
+    }
+
+    /// Talks LiveKit signalling (not WHIP/WHEP).
+    pub fn is_livekit(&self) -> bool {
+        matches!(self.transport, crate::http_session::Transport::LiveKit)
     }
 
     /// Marks a change.

@@ -376,6 +376,11 @@ impl PeerConnection {
         self.connected && !self.failed
     }
 
+    /// The current remote description's SDP.
+    pub fn remote_sdp(&self) -> Option<String> {
+        self.pc.remote_description().map(|d| d.sdp.clone())
+    }
+
     /// Local ICE ufrag of the current local description.
     pub fn ufrag(&self) -> Option<&str> {
         self.ufrag.as_deref()
@@ -455,6 +460,29 @@ impl PeerConnection {
             .map_err(ctx("set remote offer"))?;
         let answer = self.pc.create_answer(None).map_err(ctx("create answer"))?;
         self.apply_local(now, answer)
+    }
+
+    /// Applies a remote offer without answering yet (WHEP adds its senders in between).
+    pub fn set_remote_offer(&mut self, now: Instant, sdp: String) -> Result<(), PcError> {
+        let offer = RTCSessionDescription::offer(sdp).map_err(ctx("parse offer"))?;
+        self.pc
+            .set_remote_description(now, offer)
+            .map_err(ctx("set remote offer"))
+    }
+
+    /// Creates and applies the answer to the remote offer; returns its SDP.
+    pub fn answer(&mut self, now: Instant) -> Result<String, PcError> {
+        let answer = self.pc.create_answer(None).map_err(ctx("create answer"))?;
+        self.apply_local(now, answer)
+    }
+
+    /// Attaches a sender to the first transceiver of its kind the remote offered that has
+    /// none yet (W3C `addTrack`), so the answer sends on the viewer's own m-section.
+    pub fn add_track(
+        &mut self,
+        track: rtc::media_stream::MediaStreamTrack,
+    ) -> Result<RTCRtpSenderId, PcError> {
+        self.pc.add_track(track).map_err(ctx("add track"))
     }
 
     /// Sets our local description and re-reads the ICE ufrag it carries.

@@ -32,6 +32,8 @@ pub struct SignalingConfig {
     pub keys: KeyProvider,
     /// `room.auto_create`.
     pub auto_create: bool,
+    /// ICE servers clients are given (WHIP/WHEP `Link` headers).
+    pub ice_servers: Vec<livekit_protocol::IceServer>,
 }
 
 /// Shared state of the HTTP handlers.
@@ -40,6 +42,8 @@ pub struct AppState {
     pub config: SignalingConfig,
     /// Where rooms live.
     pub media: Arc<dyn MediaPlane>,
+    /// Live WHIP/WHEP session resources.
+    pub http_sessions: crate::whip::HttpSessions,
 }
 
 /// Body of the 404 on `/rtc/v1`: must not contain "requested room does not exist", or the
@@ -65,6 +69,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             axum::routing::any(crate::twirp::handle)
                 .layer(axum::extract::DefaultBodyLimit::max(crate::twirp::MAX_BODY)),
         )
+        .merge(crate::whip::routes())
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found") })
         .with_state(state)
         .layer(middleware::from_fn(cors))
@@ -96,6 +101,14 @@ async fn cors(req: Request, next: Next) -> Response {
         header::ACCESS_CONTROL_MAX_AGE,
         HeaderValue::from_static("86400"),
     );
+    // WHIP/WHEP browser clients read these from the 201 (and from PATCH).
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Location, ETag, Link, Accept-Patch, Accept-Post"),
+    );
+    if preflight {
+        h.insert("Accept-Post", HeaderValue::from_static("application/sdp"));
+    }
     resp
 }
 

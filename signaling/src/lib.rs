@@ -9,6 +9,7 @@ pub mod media;
 pub mod session;
 pub mod token;
 pub mod twirp;
+pub mod whip;
 
 pub use http::{AppState, SignalingConfig, router};
-pub use media::{MediaPlane, SessionEvent, SessionSink, ShardRequest};
+pub use media::{HttpSessionKind, MediaPlane, SessionEvent, SessionSink, ShardRequest};

@@ -60,6 +60,37 @@ pub enum ShardRequest {
         /// The outcome.
         reply: oneshot::Sender<Result<sfu_core::RoomApiResponse, sfu_core::RoomApiError>>,
     },
+    /// Start a WHIP or WHEP session (one HTTP-negotiated connection).
+    HttpSession {
+        /// Publish (WHIP) or play (WHEP, with what to play).
+        kind: HttpSessionKind,
+        /// Verified join parameters.
+        params: Box<JoinParams>,
+        /// The client's SDP offer.
+        offer: String,
+        /// Gets `Close` when the session's participant leaves, however that happens.
+        sink: SessionSink,
+        /// The outcome.
+        reply: oneshot::Sender<Result<sfu_core::SessionAnswer, sfu_core::HttpSessionError>>,
+    },
+    /// PATCH on a WHIP/WHEP session resource.
+    HttpSessionPatch {
+        /// The session's participant.
+        participant: ParticipantId,
+        /// `application/trickle-ice-sdpfrag` body.
+        sdpfrag: String,
+        /// `If-Match` header, if any.
+        if_match: Option<String>,
+        /// The outcome.
+        reply: oneshot::Sender<Result<sfu_core::PatchOutcome, sfu_core::HttpSessionError>>,
+    },
+    /// DELETE on a WHIP/WHEP session resource.
+    HttpSessionEnd {
+        /// The session's participant.
+        participant: ParticipantId,
+        /// The outcome.
+        reply: oneshot::Sender<Result<(), sfu_core::HttpSessionError>>,
+    },
     /// Does this room exist (for `/rtc/validate` when auto-create is off)?
     RoomExists {
         /// Room name.
@@ -67,6 +98,15 @@ pub enum ShardRequest {
         /// The answer.
         reply: oneshot::Sender<bool>,
     },
+}
+
+/// Which kind of HTTP-negotiated session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpSessionKind {
+    /// WHIP: publish.
+    Whip,
+    /// WHEP: play what the selection picks.
+    Whep(sfu_core::PlaySelection),
 }
 
 /// Routes requests to the shard that owns a room.

@@ -119,6 +119,8 @@ pub struct RtcConfig {
     pub node_ip: Option<String>,
     /// Discover the public IP with STUN (not supported: set node_ip).
     pub use_external_ip: bool,
+    /// STUN servers (`host:port`) handed to clients in JoinResponse and WHIP/WHEP `Link`s.
+    pub stun_servers: Vec<String>,
 }
 
 impl Default for RtcConfig {
@@ -131,6 +133,7 @@ impl Default for RtcConfig {
             tcp_port: 7881,
             node_ip: None,
             use_external_ip: false,
+            stun_servers: Vec::new(),
         }
     }
 }
@@ -290,7 +293,13 @@ const KNOWN_TOP: &[&str] = &[
 const KNOWN_NESTED: &[(&str, &[&str])] = &[
     (
         "rtc",
-        &["udp_port", "tcp_port", "node_ip", "use_external_ip"],
+        &[
+            "udp_port",
+            "tcp_port",
+            "node_ip",
+            "use_external_ip",
+            "stun_servers",
+        ],
     ),
     (
         "room",
@@ -541,6 +550,29 @@ fn validate(cfg: &Config, notes: &mut LoadNotes) -> Result<(), ConfigError> {
 }
 
 impl Config {
+    /// The ICE servers every client is given (JoinResponse `ice_servers`, WHIP/WHEP `Link`).
+    pub fn ice_servers(&self) -> Vec<livekit_protocol::IceServer> {
+        if self.rtc.stun_servers.is_empty() {
+            return Vec::new();
+        }
+        let urls = self
+            .rtc
+            .stun_servers
+            .iter()
+            .map(|s| {
+                if s.starts_with("stun:") {
+                    s.clone()
+                } else {
+                    format!("stun:{s}")
+                }
+            })
+            .collect();
+        vec![livekit_protocol::IceServer {
+            urls,
+            ..Default::default()
+        }]
+    }
+
     /// The IP advertised in ICE candidates: `rtc.node_ip`, else a specific bind address,
     /// else the first non-loopback IPv4 interface, else loopback.
     pub fn advertised_ip(&self) -> IpAddr {

@@ -65,6 +65,7 @@ async fn serve(cfg: config::Config) -> std::io::Result<()> {
         departure_timeout: cfg.room.departure_timeout,
         max_participants: cfg.room.max_participants,
         enable_remote_unmute: cfg.room.enable_remote_unmute,
+        ice_servers: cfg.ice_servers(),
         ..Default::default()
     };
     info!(
@@ -114,8 +115,10 @@ async fn serve(cfg: config::Config) -> std::io::Result<()> {
         config: SignalingConfig {
             keys: KeyProvider::new(cfg.keys.clone()),
             auto_create: cfg.room.auto_create,
+            ice_servers: cfg.ice_servers(),
         },
         media: shards.clone(),
+        http_sessions: Default::default(),
     });
     let app = signaling::router(state);
     let mut servers = Vec::new();

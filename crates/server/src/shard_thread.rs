@@ -12,7 +12,7 @@ use std::{
 };
 
 use sfu_core::{Output, ParticipantId, PcFactory, Shard, ShardConfig};
-use signaling::{MediaPlane, SessionEvent, SessionSink, ShardRequest};
+use signaling::{HttpSessionKind, MediaPlane, SessionEvent, SessionSink, ShardRequest};
 use tokio::{net::UdpSocket, sync::mpsc};
 use tracing::{info, warn};
 
@@ -189,6 +189,36 @@ impl Driver {
             }
             ShardRequest::Api { request, reply } => {
                 let _ = reply.send(self.shard.room_api(now, *request));
+            }
+            ShardRequest::HttpSession {
+                kind,
+                params,
+                offer,
+                sink,
+                reply,
+            } => {
+                let r = match kind {
+                    HttpSessionKind::Whip => self.shard.whip_publish(now, *params, &offer),
+                    HttpSessionKind::Whep(sel) => self.shard.whep_play(now, *params, sel, &offer),
+                };
+                if let Ok(a) = &r {
+                    self.sinks.insert(a.participant, sink);
+                }
+                let _ = reply.send(r);
+            }
+            ShardRequest::HttpSessionPatch {
+                participant,
+                sdpfrag,
+                if_match,
+                reply,
+            } => {
+                let r =
+                    self.shard
+                        .http_session_patch(now, participant, &sdpfrag, if_match.as_deref());
+                let _ = reply.send(r);
+            }
+            ShardRequest::HttpSessionEnd { participant, reply } => {
+                let _ = reply.send(self.shard.http_session_end(now, participant));
             }
             ShardRequest::RoomExists { room, reply } => {
                 let _ = reply.send(self.shard.room_exists(&room));

@@ -40,7 +40,8 @@ use rtc::{
     shared::{TaggedBytesMut, TransportContext, TransportProtocol},
 };
 use sfu_core::{
-    JoinParams, Output, ParticipantId, PcFactory, Shard, ShardConfig, peer_connection::RtcpToApp,
+    JoinParams, Output, ParticipantId, PcFactory, PlaySelection, Shard, ShardConfig,
+    peer_connection::RtcpToApp,
 };
 
 /// The server's advertised address in tests.
@@ -229,6 +230,171 @@ impl Harness {
     pub fn join(&mut self, room: &str, identity: &str) -> usize {
         let params = JoinParams::new(room, identity);
         let id = self.shard.join(self.now, params).expect("join accepted");
+        let idx = self.push_client(id, identity);
+        self.run_until(Duration::from_secs(10), |h| {
+            h.clients[idx].subscriber_connected()
+        });
+        assert!(
+            self.clients[idx].subscriber_connected(),
+            "{identity}: subscriber connection did not come up"
+        );
+        idx
+    }
+
+    /// Publishes over WHIP: a client whose one connection sends a VP8 track (and an Opus
+    /// track if `audio`), offered to `Shard::whip_publish`. Returns the client; its
+    /// publications are 0 (video) and 1 (audio).
+    pub fn whip(&mut self, room: &str, identity: &str, audio: bool) -> usize {
+        let c = self.push_client(ParticipantId(u64::MAX), identity);
+        let (vs, vl) = self.add_local_track(c, "whip-video", true, &[]);
+        let mut pubs = vec![(vs, "whip-video", vl, true)];
+        if audio {
+            let (a, al) = self.add_local_track(c, "whip-audio", false, &[]);
+            pubs.push((a, "whip-audio", al, false));
+        }
+        let now = self.now;
+        let client = &mut self.clients[c];
+        let offer = client.publisher.pc.create_offer(None).expect("offer");
+        let sdp = offer.sdp.clone();
+        client
+            .publisher
+            .pc
+            .set_local_description(now, offer)
+            .expect("set local offer");
+        let answer = self
+            .shard
+            .whip_publish(now, JoinParams::new(room, identity), &sdp)
+            .expect("WHIP accepted");
+        let client = &mut self.clients[c];
+        client.id = answer.participant;
+        client.sid = answer.participant_sid;
+        client
+            .publisher
+            .pc
+            .set_remote_description(now, RTCSessionDescription::answer(answer.sdp).expect("sdp"))
+            .expect("client applies WHIP answer");
+        for (sender, cid, layers, video) in pubs {
+            let seq = vec![1000; layers.len()];
+            client.publications.push(Publication {
+                sender,
+                cid: cid.into(),
+                layers,
+                seq,
+                video,
+            });
+        }
+        self.run_until(Duration::from_secs(10), |h| {
+            h.clients[c].publisher_connected()
+        });
+        assert!(
+            self.clients[c].publisher_connected(),
+            "WHIP connection did not come up"
+        );
+        c
+    }
+
+    /// Plays over WHEP: a client whose one connection offers to receive video and audio,
+    /// answered by `Shard::whep_play`. What it receives lands in its `received`.
+    pub fn whep(&mut self, room: &str, identity: &str, selection: PlaySelection) -> usize {
+        use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+        let c = self.push_client(ParticipantId(u64::MAX), identity);
+        let now = self.now;
+        let client = &mut self.clients[c];
+        let sub_addr = client.sub_addr;
+        let sub = client.subscriber.insert(client_pc(sub_addr, now));
+        for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+            sub.pc
+                .add_transceiver_from_kind(
+                    kind,
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Recvonly,
+                        ..Default::default()
+                    }),
+                )
+                .expect("recvonly transceiver");
+        }
+        let offer = sub.pc.create_offer(None).expect("offer");
+        let sdp = offer.sdp.clone();
+        sub.pc
+            .set_local_description(now, offer)
+            .expect("set local offer");
+        let answer = self
+            .shard
+            .whep_play(now, JoinParams::new(room, identity), selection, &sdp)
+            .expect("WHEP accepted");
+        let client = &mut self.clients[c];
+        client.id = answer.participant;
+        client.sid = answer.participant_sid;
+        client
+            .subscriber
+            .as_mut()
+            .expect("inserted above")
+            .pc
+            .set_remote_description(now, RTCSessionDescription::answer(answer.sdp).expect("sdp"))
+            .expect("client applies WHEP answer");
+        self.run_until(Duration::from_secs(10), |h| {
+            h.clients[c].subscriber_connected()
+        });
+        assert!(
+            self.clients[c].subscriber_connected(),
+            "WHEP connection did not come up"
+        );
+        c
+    }
+
+    /// Restarts ICE on WHEP client `c` the way RFC 9725 says: a new offer's credentials go
+    /// to the server in a PATCH (`If-Match: *`), and the credentials the server answers
+    /// with are patched into the client's remote description. Returns the server's answer.
+    pub fn whep_ice_restart(
+        &mut self,
+        c: usize,
+    ) -> Result<sfu_core::PatchOutcome, sfu_core::HttpSessionError> {
+        let now = self.now;
+        let client = &mut self.clients[c];
+        let id = client.id;
+        let sub = client.subscriber.as_mut().expect("a WHEP client");
+        sub.pc.restart_ice();
+        let offer = sub.pc.create_offer(None).expect("restart offer");
+        let attr = |sdp: &str, k: &str| {
+            sdp.lines()
+                .find_map(|l| l.trim_end().strip_prefix(k).map(str::to_owned))
+                .expect("ICE credentials in the offer")
+        };
+        let frag = format!(
+            "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\nm=video 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n",
+            attr(&offer.sdp, "a=ice-ufrag:"),
+            attr(&offer.sdp, "a=ice-pwd:")
+        );
+        sub.pc
+            .set_local_description(now, offer)
+            .expect("set restart offer");
+        let out = self.shard.http_session_patch(now, id, &frag, Some("*"))?;
+        if let sfu_core::PatchOutcome::Restarted { sdpfrag, .. } = &out {
+            let sub = self.clients[c].subscriber.as_mut().expect("a WHEP client");
+            let old = sub.pc.remote_description().expect("answered").sdp.clone();
+            let (u, p) = (attr(sdpfrag, "a=ice-ufrag:"), attr(sdpfrag, "a=ice-pwd:"));
+            let answer: String = old
+                .lines()
+                .map(|l| {
+                    if l.starts_with("a=ice-ufrag:") {
+                        format!("a=ice-ufrag:{u}\r\n")
+                    } else if l.starts_with("a=ice-pwd:") {
+                        format!("a=ice-pwd:{p}\r\n")
+                    } else {
+                        format!("{}\r\n", l.trim_end())
+                    }
+                })
+                .collect();
+            sub.pc
+                .set_remote_description(now, RTCSessionDescription::answer(answer).expect("sdp"))
+                .expect("client applies restarted answer");
+        }
+        self.pump();
+        Ok(out)
+    }
+
+    /// Registers a client (no connection started yet).
+    fn push_client(&mut self, id: ParticipantId, identity: &str) -> usize {
         let host = self.next_host;
         self.next_host += 1;
         let pub_addr: SocketAddr = format!("10.0.1.{host}:5000").parse().expect("addr");
@@ -249,20 +415,18 @@ impl Harness {
             closed: false,
             publications: Vec::new(),
         });
-        let idx = self.clients.len() - 1;
-        self.run_until(Duration::from_secs(10), |h| {
-            h.clients[idx].subscriber_connected()
-        });
-        assert!(
-            self.clients[idx].subscriber_connected(),
-            "{identity}: subscriber connection did not come up"
-        );
-        idx
+        self.clients.len() - 1
     }
 
-    /// Publishes a VP8 video track (with the given simulcast rids, or none) or an Opus
-    /// track, negotiates, and waits for the publisher connection.
-    pub fn publish(&mut self, c: usize, cid: &str, video: bool, rids: &[&str]) -> usize {
+    /// Adds a VP8 (with the given simulcast rids, or none) or Opus track to client `c`'s
+    /// publisher connection; returns its sender and (rid, ssrc) layers.
+    fn add_local_track(
+        &mut self,
+        c: usize,
+        cid: &str,
+        video: bool,
+        rids: &[&str],
+    ) -> (RTCRtpSenderId, Vec<(String, u32)>) {
         let (kind, codec) = if video {
             (
                 RtpCodecKind::Video,
@@ -305,6 +469,14 @@ impl Harness {
         let track = MediaStreamTrack::new("stream".into(), cid.into(), cid.into(), kind, codings);
         let client = &mut self.clients[c];
         let sender = client.publisher.pc.add_track(track).expect("add track");
+        (sender, layers)
+    }
+
+    /// Publishes a VP8 video track (with the given simulcast rids, or none) or an Opus
+    /// track, negotiates, and waits for the publisher connection.
+    pub fn publish(&mut self, c: usize, cid: &str, video: bool, rids: &[&str]) -> usize {
+        let (sender, layers) = self.add_local_track(c, cid, video, rids);
+        let client = &mut self.clients[c];
         let vlayers = if rids.is_empty() {
             Vec::new()
         } else {
@@ -580,6 +752,11 @@ impl Harness {
                         RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
                             RTCPeerConnectionState::Connected,
                         ) => cp.connected = true,
+                        RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
+                            RTCPeerConnectionState::Disconnected
+                            | RTCPeerConnectionState::Failed
+                            | RTCPeerConnectionState::Closed,
+                        ) => cp.connected = false,
                         RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
                             client.receivers.insert(init.ssrc, init.receiver_id);
                         }

@@ -33,6 +33,7 @@ use crate::{
     demux::{Demux, PcKey, PcRole},
     down_track::{DownTrack, SentPacket},
     drop_reason::{Counters, DropReason},
+    http_session::Transport,
     ids::{PARTICIPANT_PREFIX, ROOM_PREFIX, TRACK_PREFIX, new_sid},
     output::{Output, RoomEvent},
     participant::{Participant, PendingTrack},
@@ -63,6 +64,8 @@ pub struct ShardConfig {
     pub max_participants: u32,
     /// `room.enable_remote_unmute`: the server API may unmute a publisher's track.
     pub enable_remote_unmute: bool,
+    /// ICE servers for JoinResponse (the same list WHIP/WHEP put in `Link` headers).
+    pub ice_servers: Vec<proto::IceServer>,
 }
 
 impl Default for ShardConfig {
@@ -75,6 +78,7 @@ impl Default for ShardConfig {
             departure_timeout: 20,
             max_participants: 0,
             enable_remote_unmute: false,
+            ice_servers: Vec::new(),
         }
     }
 }
@@ -173,6 +177,10 @@ impl Shard {
     }
 
     fn signal(&mut self, to: ParticipantId, msg: Box<proto::SignalResponse>) {
+        // WHIP/WHEP sessions have no signalling channel.
+        if self.participants.get(&to).is_some_and(|p| !p.is_livekit()) {
+            return;
+        }
         self.out.push_back(Output::Signal(to, msg));
     }
 
@@ -271,31 +279,52 @@ impl Shard {
     // Join / leave
     // ----------------------------------------------------------------------------------
 
-    /// Admits a participant. Its JoinResponse is the first output for it.
+    /// Admits a LiveKit participant. Its JoinResponse is the first output for it.
     pub fn join(&mut self, now: Instant, p: JoinParams) -> Result<ParticipantId, JoinError> {
-        let unix_ms = self.clock.unix_ms(now);
-        // Check everything that can fail before changing any state.
-        let existing = self.rooms.get(&p.room);
-        if existing.is_none() && !p.may_create_room {
-            return Err(JoinError::RoomNotFound);
-        }
-        // Duplicate identity: the new session replaces the old one (LiveKit DUPLICATE_IDENTITY).
-        let dup = existing.and_then(|r| {
-            r.members.iter().copied().find(|m| {
-                self.participants
-                    .get(m)
-                    .is_some_and(|x| x.identity == p.identity)
-            })
-        });
-        if let Some(r) = existing {
-            let others = r.members.len() - usize::from(dup.is_some());
-            if r.max_participants > 0 && others as u32 >= r.max_participants {
-                return Err(JoinError::RoomFull);
-            }
-        }
+        let room = p.room.clone();
         let mut sub = PeerConnection::new(&self.factory, PcRole::Subscriber, now)
             .map_err(|e| JoinError::PeerConnection(e.to_string()))?;
-        if existing.is_none() {
+        let id = self.admit(now, p, Transport::LiveKit)?;
+        let reliable = sub.create_data_channel("_reliable", true).ok();
+        let lossy = sub.create_data_channel("_lossy", false).ok();
+        self.subscribers.insert(id, sub);
+        let me = self.participants.get_mut(&id).expect("admitted above");
+        me.channels = crate::participant::SubscriberChannels { reliable, lossy };
+
+        let join = self.join_response(id);
+        self.signal(id, signal::resp(Resp::Join(join)));
+        self.announce_joined(id);
+
+        // Fast start: subscribe to what is already published, then offer.
+        let existing: Vec<String> = self
+            .tracks
+            .values()
+            .filter(|t| t.room == room && t.publisher != id)
+            .map(|t| t.info.sid.clone())
+            .collect();
+        if self.participants[&id].auto_subscribe && self.participants[&id].permission.can_subscribe
+        {
+            for sid in existing {
+                self.subscribe(now, id, &sid);
+            }
+        }
+        self.negotiate(now, id);
+        self.flush(now);
+        Ok(id)
+    }
+
+    /// Room admission shared by every way in (LiveKit, WHIP, WHEP): checks that the room
+    /// takes `p` (before changing anything), creates the room if needed, evicts a session
+    /// with the same identity, and adds the participant (state JOINING, no connections).
+    pub(super) fn admit(
+        &mut self,
+        now: Instant,
+        p: JoinParams,
+        transport: Transport,
+    ) -> Result<ParticipantId, JoinError> {
+        let unix_ms = self.clock.unix_ms(now);
+        let dup = self.check_admission(&p)?;
+        if !self.rooms.contains_key(&p.room) {
             self.create_room(now, &p.room, &p.room_settings);
         }
         if let Some(old) = dup {
@@ -303,8 +332,6 @@ impl Shard {
         }
         let id = ParticipantId(self.next_id);
         self.next_id += 1;
-        let reliable = sub.create_data_channel("_reliable", true).ok();
-        let lossy = sub.create_data_channel("_lossy", false).ok();
         let part = Participant {
             id,
             room: p.room.clone(),
@@ -326,42 +353,57 @@ impl Shard {
             by_out_ssrc: HashMap::new(),
             disabled: Default::default(),
             negotiation: Default::default(),
-            channels: crate::participant::SubscriberChannels { reliable, lossy },
+            channels: Default::default(),
             publisher_channels: HashMap::new(),
             last_reliable_seq: 0,
             left: false,
+            transport,
         };
         info!(room = %part.room, identity = %part.identity, sid = %part.sid, "participant joining");
-        self.subscribers.insert(id, sub);
         self.participants.insert(id, part);
-        let room = self.rooms.get_mut(&p.room).expect("room inserted above");
+        let room = self
+            .rooms
+            .get_mut(&p.room)
+            .expect("room exists or was created above");
         room.members.push(id);
         room.ever_joined = true;
         room.closes_at = None;
+        Ok(id)
+    }
 
-        let join = self.join_response(id);
-        self.signal(id, signal::resp(Resp::Join(join)));
-        let me = self.participants.get_mut(&id).expect("inserted above");
+    /// Would the room take `p`? Returns the session `p` replaces (same identity), if any.
+    /// Changes nothing.
+    pub(super) fn check_admission(
+        &self,
+        p: &JoinParams,
+    ) -> Result<Option<ParticipantId>, JoinError> {
+        let existing = self.rooms.get(&p.room);
+        if existing.is_none() && !p.may_create_room {
+            return Err(JoinError::RoomNotFound);
+        }
+        // Duplicate identity: the new session replaces the old one (LiveKit DUPLICATE_IDENTITY).
+        let dup = existing.and_then(|r| {
+            r.members.iter().copied().find(|m| {
+                self.participants
+                    .get(m)
+                    .is_some_and(|x| x.identity == p.identity)
+            })
+        });
+        if let Some(r) = existing {
+            let others = r.members.len() - usize::from(dup.is_some());
+            if r.max_participants > 0 && others as u32 >= r.max_participants {
+                return Err(JoinError::RoomFull);
+            }
+        }
+        Ok(dup)
+    }
+
+    /// Moves a new participant to JOINED and tells the room.
+    pub(super) fn announce_joined(&mut self, id: ParticipantId) {
+        let me = self.participants.get_mut(&id).expect("caller admitted it");
         me.state = proto::participant_info::State::Joined;
         me.bump();
         self.broadcast_participant(id, false);
-
-        // Fast start: subscribe to what is already published, then offer.
-        let existing: Vec<String> = self
-            .tracks
-            .values()
-            .filter(|t| t.room == p.room && t.publisher != id)
-            .map(|t| t.info.sid.clone())
-            .collect();
-        if self.participants[&id].auto_subscribe && self.participants[&id].permission.can_subscribe
-        {
-            for sid in existing {
-                self.subscribe(now, id, &sid);
-            }
-        }
-        self.negotiate(now, id);
-        self.flush(now);
-        Ok(id)
     }
 
     fn participant_infos_in(
@@ -418,7 +460,7 @@ impl Shard {
             participant: Some(p.info(Vec::new())),
             other_participants: self.participant_infos_in(&p.room, Some(id)),
             server_version: self.cfg.server_version.clone(),
-            ice_servers: Vec::new(),
+            ice_servers: self.cfg.ice_servers.clone(),
             subscriber_primary: true,
             server_region: self.cfg.region.clone(),
             ping_timeout: 15,
@@ -490,7 +532,7 @@ impl Shard {
                         track: t.info.clone(),
                     })));
                 for dt in t.down_tracks {
-                    self.detach_down_track(now, dt.subscriber, &sid, dt.sender, dt.ssrc);
+                    self.detach_down_track(now, &sid, dt);
                 }
             }
         }
@@ -677,6 +719,15 @@ impl Shard {
     fn on_pc_event(&mut self, now: Instant, (pid, role): PcKey, ev: PcEvent) {
         match ev {
             PcEvent::Connected if role == PcRole::Subscriber => self.on_primary_connected(pid),
+            // A WHIP session's only connection is its publisher connection.
+            PcEvent::Connected
+                if self
+                    .participants
+                    .get(&pid)
+                    .is_some_and(|p| matches!(p.transport, Transport::Whip)) =>
+            {
+                self.on_primary_connected(pid)
+            }
             PcEvent::Failed => {
                 debug!(?pid, ?role, "peer connection failed");
                 self.remove_participant(now, pid, proto::DisconnectReason::ConnectionTimeout, true);
@@ -783,6 +834,8 @@ impl Shard {
 mod api;
 mod data;
 mod forward;
+mod http_session;
+pub use http_session::PatchOutcome;
 mod publish;
 mod subscribe;
 #[cfg(test)]

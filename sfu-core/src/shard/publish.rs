@@ -271,6 +271,7 @@ impl Shard {
                 self.negotiate(now, m);
             }
         }
+        self.whep_on_publish(now, &room);
     }
 
     /// Removes a published track: subscribers lose their down-tracks, everyone sees the
@@ -289,7 +290,7 @@ impl Shard {
                 })));
         }
         for dt in t.down_tracks {
-            self.detach_down_track(now, dt.subscriber, sid, dt.sender, dt.ssrc);
+            self.detach_down_track(now, sid, dt);
         }
         if let Some(p) = self.participants.get_mut(&pid) {
             p.published.retain(|s| s != sid);

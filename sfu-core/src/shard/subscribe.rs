@@ -71,6 +71,10 @@ impl Shard {
         let Some(p) = self.participants.get_mut(&pid) else {
             return;
         };
+        if !p.is_livekit() {
+            // WHEP: the viewer's one offer/answer is all there is.
+            return;
+        }
         if p.negotiation.awaiting_answer {
             p.negotiation.pending = true;
             return;
@@ -112,7 +116,7 @@ impl Shard {
         let Some(p) = self.participants.get(&pid) else {
             return;
         };
-        if !p.permission.can_subscribe || p.subscribed.contains_key(track_sid) {
+        if !p.permission.can_subscribe || p.subscribed.contains_key(track_sid) || !p.is_livekit() {
             return;
         }
         let Some(t) = self.tracks.get(track_sid) else {
@@ -184,7 +188,7 @@ impl Shard {
             return;
         };
         let dt = t.down_tracks.remove(i);
-        self.detach_down_track(now, pid, track_sid, dt.sender, dt.ssrc);
+        self.detach_down_track(now, track_sid, dt);
     }
 
     pub(super) fn set_track_disabled(
@@ -221,20 +225,21 @@ impl Shard {
         }
     }
 
-    pub(super) fn detach_down_track(
-        &mut self,
-        now: Instant,
-        sub: ParticipantId,
-        track_sid: &str,
-        sender: rtc::rtp_transceiver::RTCRtpSenderId,
-        ssrc: u32,
-    ) {
-        if let Some(sp) = self.participants.get_mut(&sub) {
-            sp.subscribed.remove(track_sid);
-            sp.by_out_ssrc.remove(&ssrc);
+    /// Ends a down-track (already taken out of its track): a LiveKit subscriber loses the
+    /// transceiver (renegotiated), a WHEP viewer's slot is freed for another track.
+    pub(super) fn detach_down_track(&mut self, now: Instant, track_sid: &str, dt: DownTrack) {
+        let sub = dt.subscriber;
+        let Some(sp) = self.participants.get_mut(&sub) else {
+            return;
+        };
+        sp.subscribed.remove(track_sid);
+        sp.by_out_ssrc.remove(&dt.ssrc);
+        if !sp.is_livekit() {
+            self.whep_unbind(now, sub, dt);
+            return;
         }
         if let Some(pc) = self.subscribers.get_mut(&sub) {
-            let _ = pc.remove_send_track(sender);
+            let _ = pc.remove_send_track(dt.sender);
         }
         self.negotiate(now, sub);
     }
