@@ -79,6 +79,11 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// Permissive CORS like LiveKit's: any origin, the usual methods, any header.
 async fn cors(req: Request, next: Next) -> Response {
     let preflight = req.method() == Method::OPTIONS;
+    // `*` does not cover `Authorization` in the Fetch standard: name what was asked for.
+    let asked = req
+        .headers()
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .cloned();
     let mut resp = if preflight {
         StatusCode::NO_CONTENT.into_response()
     } else {
@@ -95,7 +100,7 @@ async fn cors(req: Request, next: Next) -> Response {
     );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("*"),
+        asked.unwrap_or_else(|| HeaderValue::from_static("*")),
     );
     h.insert(
         header::ACCESS_CONTROL_MAX_AGE,
