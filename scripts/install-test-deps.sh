@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the end-to-end tests need (idempotent, non-interactive, Debian 12, run as root).
-#   - Debian: chromium (headless browser for livekit-client), iproute2 (ip/veth), util-linux (unshare)
+#   - Debian: chromium (headless browser for livekit-client), iproute2 (ip/veth), util-linux (unshare),
+#     coturn (turnutils_uclient / turnutils_peer drive the embedded TURN server)
 #   - $ROOT/.venv: Python LiveKit clients + pytest, pinned in tests/e2e/requirements.txt
 #   - tests/e2e/js/node_modules: livekit-client, livekit-server-sdk, playwright-core (package-lock.json)
 # Re-running is cheap: each step is skipped when already satisfied.
@@ -12,7 +13,7 @@ export DEBIAN_FRONTEND=noninteractive
 log() { echo "[install-test-deps] $*"; }
 
 # ---------------------------------------------------------------- Debian packages
-APT_PKGS=(chromium iproute2 util-linux)
+APT_PKGS=(chromium iproute2 util-linux coturn)
 # A fresh Debian has neither Node.js nor the venv module; machines that ship their own keep them.
 command -v node >/dev/null 2>&1 || APT_PKGS+=(nodejs)
 command -v npm >/dev/null 2>&1 || APT_PKGS+=(npm)

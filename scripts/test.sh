@@ -9,6 +9,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export CARGO_TERM_COLOR=never
+# The TURN tests run coturn's turnutils_uclient (scripts/install-test-deps.sh installs it); here a
+# missing binary fails them instead of skipping.
+export SWITCHYARD_REQUIRE_COTURN=1
 
 step() { echo; echo "==== $* ($(date +%H:%M:%S))"; }
 

@@ -47,6 +47,8 @@ pub struct JoinParams {
     pub may_create_room: bool,
     /// Room settings carried by the token.
     pub room_settings: RoomSettings,
+    /// ICE servers (with this participant's credentials) for its JoinResponse.
+    pub ice_servers: Vec<proto::IceServer>,
 }
 
 impl JoinParams {

@@ -238,6 +238,7 @@ pub fn validate_claims(
         client_info,
         may_create_room: auto_create || grant.room_create,
         room_settings,
+        ice_servers: Vec::new(),
     };
     Ok((params, claims))
 }

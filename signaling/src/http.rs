@@ -32,8 +32,8 @@ pub struct SignalingConfig {
     pub keys: KeyProvider,
     /// `room.auto_create`.
     pub auto_create: bool,
-    /// ICE servers clients are given (WHIP/WHEP `Link` headers).
-    pub ice_servers: Vec<livekit_protocol::IceServer>,
+    /// Where clients get their ICE servers (JoinResponse, WHIP/WHEP `Link` headers).
+    pub ice: crate::ice::IceConfig,
 }
 
 /// Shared state of the HTTP handlers.
@@ -197,10 +197,11 @@ async fn rtc(
     uri: Uri,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let (params, query, claims) = match check(&state, &headers, &uri).await {
+    let (mut params, query, claims) = match check(&state, &headers, &uri).await {
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
+    params.ice_servers = state.config.ice.servers_for(&params.identity);
     let Ok(ws) = ws else {
         return (StatusCode::NOT_FOUND, "404 page not found").into_response();
     };

@@ -5,6 +5,7 @@
 
 pub mod connect;
 pub mod http;
+pub mod ice;
 pub mod media;
 pub mod session;
 pub mod token;

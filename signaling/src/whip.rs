@@ -251,6 +251,7 @@ async fn create(
         HttpSessionKind::Whip
     };
     let room = params.room.clone();
+    let ice_servers = state.config.ice.servers_for(&params.identity);
     let shard = state.media.shard_for(&room);
     let (sink, mut events) = mpsc::unbounded_channel();
     let (tx, rx) = oneshot::channel();
@@ -301,7 +302,7 @@ async fn create(
         .header(header::LOCATION, location)
         .header(header::ETAG, answer.etag)
         .header("Accept-Patch", "application/trickle-ice-sdpfrag");
-    for link in link_headers(&state.config.ice_servers) {
+    for link in link_headers(&ice_servers) {
         resp = resp.header(header::LINK, link);
     }
     resp.body(Body::from(answer.sdp))

@@ -40,6 +40,12 @@ pub struct Cli {
     /// API keys, "key1: secret1, key2: secret2".
     #[arg(long)]
     pub keys: Option<String>,
+    /// TURN/TLS certificate (PEM), as `turn.cert_file`.
+    #[arg(long = "turn-cert")]
+    pub turn_cert: Option<PathBuf>,
+    /// TURN/TLS private key (PEM), as `turn.key_file`.
+    #[arg(long = "turn-key")]
+    pub turn_key: Option<PathBuf>,
 }
 
 /// A port or inclusive range, LiveKit's `rtc.udp_port` ("7882" or "7882-7892").
@@ -121,6 +127,10 @@ pub struct RtcConfig {
     pub use_external_ip: bool,
     /// STUN servers (`host:port`) handed to clients in JoinResponse and WHIP/WHEP `Link`s.
     pub stun_servers: Vec<String>,
+    /// External TURN servers handed to clients.
+    pub turn_servers: Vec<crate::turn_config::TurnServerEntry>,
+    /// Tell clients to use relay candidates only (`client_configuration.force_relay`).
+    pub force_relay: bool,
 }
 
 impl Default for RtcConfig {
@@ -134,6 +144,8 @@ impl Default for RtcConfig {
             node_ip: None,
             use_external_ip: false,
             stun_servers: Vec::new(),
+            turn_servers: Vec::new(),
+            force_relay: false,
         }
     }
 }
@@ -240,6 +252,8 @@ pub struct Config {
     pub webhook: WebhookConfig,
     /// Persistence.
     pub database: DatabaseConfig,
+    /// Embedded TURN server.
+    pub turn: crate::turn_config::TurnSection,
     /// Logging.
     pub logging: LoggingConfig,
     /// Development mode (as `--dev`).
@@ -257,6 +271,7 @@ impl Default for Config {
             room: RoomConfig::default(),
             webhook: WebhookConfig::default(),
             database: DatabaseConfig::default(),
+            turn: Default::default(),
             logging: LoggingConfig::default(),
             development: false,
         }
@@ -287,6 +302,7 @@ const KNOWN_TOP: &[&str] = &[
     "development",
     "webhook",
     "database",
+    "turn",
 ];
 
 /// Keys known inside each section.
@@ -299,6 +315,8 @@ const KNOWN_NESTED: &[(&str, &[&str])] = &[
             "node_ip",
             "use_external_ip",
             "stun_servers",
+            "turn_servers",
+            "force_relay",
         ],
     ),
     (
@@ -312,6 +330,7 @@ const KNOWN_NESTED: &[(&str, &[&str])] = &[
         ],
     ),
     ("logging", &["level", "pion_level", "json"]),
+    ("turn", crate::turn_config::KNOWN_TURN_KEYS),
     ("webhook", &["api_key", "urls"]),
     ("database", &["url", "max_connections", "connect_timeout"]),
 ];
@@ -471,6 +490,12 @@ pub fn load(
     if !cli.bind.is_empty() {
         cfg.bind_addresses = cli.bind.clone();
     }
+    if let Some(p) = &cli.turn_cert {
+        cfg.turn.cert_file = Some(p.clone());
+    }
+    if let Some(p) = &cli.turn_key {
+        cfg.turn.key_file = Some(p.clone());
+    }
     validate(&cfg, &mut notes)?;
     Ok((cfg, notes))
 }
@@ -487,6 +512,7 @@ fn validate(cfg: &Config, notes: &mut LoadNotes) -> Result<(), ConfigError> {
     if cfg.port == 0 {
         return Err(err("port: must be 1-65535"));
     }
+    crate::turn_config::validate(cfg)?;
     if !cfg.webhook.urls.is_empty() && !cfg.keys.contains_key(&cfg.webhook.api_key) {
         return Err(err(format!(
             "webhook.api_key: unknown api key in webhook config: {:?} is not one of keys",
@@ -550,29 +576,6 @@ fn validate(cfg: &Config, notes: &mut LoadNotes) -> Result<(), ConfigError> {
 }
 
 impl Config {
-    /// The ICE servers every client is given (JoinResponse `ice_servers`, WHIP/WHEP `Link`).
-    pub fn ice_servers(&self) -> Vec<livekit_protocol::IceServer> {
-        if self.rtc.stun_servers.is_empty() {
-            return Vec::new();
-        }
-        let urls = self
-            .rtc
-            .stun_servers
-            .iter()
-            .map(|s| {
-                if s.starts_with("stun:") {
-                    s.clone()
-                } else {
-                    format!("stun:{s}")
-                }
-            })
-            .collect();
-        vec![livekit_protocol::IceServer {
-            urls,
-            ..Default::default()
-        }]
-    }
-
     /// The IP advertised in ICE candidates: `rtc.node_ip`, else a specific bind address,
     /// else the first non-loopback IPv4 interface, else loopback.
     pub fn advertised_ip(&self) -> IpAddr {

@@ -4,6 +4,7 @@
 mod config;
 mod events;
 mod shard_thread;
+mod turn_config;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -65,7 +66,7 @@ async fn serve(cfg: config::Config) -> std::io::Result<()> {
         departure_timeout: cfg.room.departure_timeout,
         max_participants: cfg.room.max_participants,
         enable_remote_unmute: cfg.room.enable_remote_unmute,
-        ice_servers: cfg.ice_servers(),
+        force_relay: cfg.rtc.force_relay,
         ..Default::default()
     };
     info!(
@@ -111,11 +112,21 @@ async fn serve(cfg: config::Config) -> std::io::Result<()> {
         )
     })?;
     let shards = Arc::new(shards);
+    let turn = match turn_config::server_config(&cfg) {
+        Some(tc) => {
+            let t = turn_server::start(tc)
+                .await
+                .map_err(|e| std::io::Error::other(format!("turn: {e}")))?;
+            info!(listeners = ?t.local_addrs(), "embedded TURN server running");
+            Some(t)
+        }
+        None => None,
+    };
     let state = Arc::new(AppState {
         config: SignalingConfig {
             keys: KeyProvider::new(cfg.keys.clone()),
             auto_create: cfg.room.auto_create,
-            ice_servers: cfg.ice_servers(),
+            ice: turn_config::ice_config(&cfg),
         },
         media: shards.clone(),
         http_sessions: Default::default(),
@@ -140,11 +151,14 @@ async fn serve(cfg: config::Config) -> std::io::Result<()> {
     }
     info!("shutting down: disconnecting participants");
     shards.shutdown(std::time::Duration::from_secs(2)).await;
+    if let Some(t) = turn {
+        info!(stats = %t.stats(), "stopping the TURN server");
+        t.shutdown().await;
+    }
     // Let the WebSocket tasks write the Leave and close frames.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     // The shard threads are gone, so the event channel closes once drained; pending
     // webhooks stay in the outbox for the next start.
-    drop(shards);
     if let Ok(Ok(Some(n))) =
         tokio::time::timeout(std::time::Duration::from_secs(3), events_task).await
     {

@@ -64,8 +64,8 @@ pub struct ShardConfig {
     pub max_participants: u32,
     /// `room.enable_remote_unmute`: the server API may unmute a publisher's track.
     pub enable_remote_unmute: bool,
-    /// ICE servers for JoinResponse (the same list WHIP/WHEP put in `Link` headers).
-    pub ice_servers: Vec<proto::IceServer>,
+    /// `rtc.force_relay`: clients are told to use relay candidates only.
+    pub force_relay: bool,
 }
 
 impl Default for ShardConfig {
@@ -78,7 +78,7 @@ impl Default for ShardConfig {
             departure_timeout: 20,
             max_participants: 0,
             enable_remote_unmute: false,
-            ice_servers: Vec::new(),
+            force_relay: false,
         }
     }
 }
@@ -280,8 +280,9 @@ impl Shard {
     // ----------------------------------------------------------------------------------
 
     /// Admits a LiveKit participant. Its JoinResponse is the first output for it.
-    pub fn join(&mut self, now: Instant, p: JoinParams) -> Result<ParticipantId, JoinError> {
+    pub fn join(&mut self, now: Instant, mut p: JoinParams) -> Result<ParticipantId, JoinError> {
         let room = p.room.clone();
+        let ice_servers = std::mem::take(&mut p.ice_servers);
         let mut sub = PeerConnection::new(&self.factory, PcRole::Subscriber, now)
             .map_err(|e| JoinError::PeerConnection(e.to_string()))?;
         let id = self.admit(now, p, Transport::LiveKit)?;
@@ -291,7 +292,7 @@ impl Shard {
         let me = self.participants.get_mut(&id).expect("admitted above");
         me.channels = crate::participant::SubscriberChannels { reliable, lossy };
 
-        let join = self.join_response(id);
+        let join = self.join_response(id, ice_servers);
         self.signal(id, signal::resp(Resp::Join(join)));
         self.announce_joined(id);
 
@@ -449,7 +450,11 @@ impl Shard {
         Some(r.info(members.len() as u32, pubs))
     }
 
-    fn join_response(&self, id: ParticipantId) -> proto::JoinResponse {
+    fn join_response(
+        &self,
+        id: ParticipantId,
+        ice_servers: Vec<proto::IceServer>,
+    ) -> proto::JoinResponse {
         let p = &self.participants[&id];
         let codec = |m: &str| proto::Codec {
             mime: m.into(),
@@ -460,7 +465,11 @@ impl Shard {
             participant: Some(p.info(Vec::new())),
             other_participants: self.participant_infos_in(&p.room, Some(id)),
             server_version: self.cfg.server_version.clone(),
-            ice_servers: self.cfg.ice_servers.clone(),
+            ice_servers,
+            client_configuration: self.cfg.force_relay.then(|| proto::ClientConfiguration {
+                force_relay: proto::ClientConfigSetting::Enabled as i32,
+                ..Default::default()
+            }),
             subscriber_primary: true,
             server_region: self.cfg.region.clone(),
             ping_timeout: 15,

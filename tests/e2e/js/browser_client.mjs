@@ -28,6 +28,9 @@
 //     {"cmd":"unpublish","id":..,"source":"microphone"|"camera"} -> localParticipant.unpublishTrack(track)
 //        (these three: ack carries "result":{"tracks":[..]}, the local publications afterwards, in
 //         the format of the "published" event; a "published" event with "cmd" is emitted too)
+//     {"cmd":"iceStats","id":..}   -> ack "result":{"publisher":{..},"subscriber":{..}}: each
+//        connection's selected candidate pair (state, local/remote candidateType, protocol,
+//        relayProtocol, address, port) and its configured iceServers / iceTransportPolicy
 //     {"cmd":"quit"}               -> room.disconnect(), close the browser, exit 0 (stdin EOF does the same)
 //   stderr: human-readable log (page console, chromium noise).
 //
@@ -201,6 +204,37 @@ async function pageMain(opts) {
       case 'stats':
         emit({ event: 'stats', ...(await collectStats()) });
         return {};
+      case 'iceStats': {
+        const out = {};
+        const mgr = room.engine?.pcManager;
+        for (const target of ['publisher', 'subscriber']) {
+          const pc = mgr?.[target]?._pc ?? mgr?.[target]?.pc;
+          if (!pc) { out[target] = null; continue; }
+          const stats = await pc.getStats();
+          let pairId = null;
+          const byId = new Map();
+          stats.forEach((v) => {
+            byId.set(v.id, v);
+            if (v.type === 'transport' && v.selectedCandidatePairId) pairId = v.selectedCandidatePairId;
+          });
+          if (!pairId) stats.forEach((v) => { if (v.type === 'candidate-pair' && v.nominated && v.state === 'succeeded') pairId = v.id; });
+          const pair = pairId ? byId.get(pairId) : null;
+          const cand = (id) => {
+            const c = id ? byId.get(id) : null;
+            return c ? { candidateType: c.candidateType, protocol: c.protocol, relayProtocol: c.relayProtocol ?? null,
+              address: c.address ?? c.ip ?? null, port: c.port } : null;
+          };
+          const cfg = pc.getConfiguration();
+          out[target] = {
+            connectionState: pc.connectionState,
+            pair: pair ? { state: pair.state, bytesSent: pair.bytesSent, bytesReceived: pair.bytesReceived,
+              local: cand(pair.localCandidateId), remote: cand(pair.remoteCandidateId) } : null,
+            iceTransportPolicy: cfg.iceTransportPolicy,
+            iceServers: (cfg.iceServers || []).map((s) => ({ urls: s.urls, username: s.username ?? null })),
+          };
+        }
+        return out;
+      }
       case 'quit':
         await room.disconnect();
         return {};
