@@ -135,47 +135,15 @@ pub fn offered_media(sdp: &str) -> Result<Vec<OfferedMedia>, HttpSessionError> {
     let mut cursor = std::io::Cursor::new(sdp.as_bytes());
     rtc::sdp::description::session::SessionDescription::unmarshal(&mut cursor)
         .map_err(|e| HttpSessionError::BadSdp(e.to_string()))?;
-    let mut out = Vec::new();
-    for section in sdp.split("\nm=").skip(1) {
-        let mut lines = section.lines();
-        let header = lines.next().unwrap_or("");
-        let mut parts = header.split_whitespace();
-        let kind = parts.next().unwrap_or("");
-        let port = parts.next().unwrap_or("0");
-        if !(kind == "audio" || kind == "video") || port == "0" {
-            continue;
-        }
-        let video = kind == "video";
-        let (mut sends, mut receives) = (true, true);
-        let mut codec_ok = false;
-        let mut track_id = None;
-        for l in lines {
-            let l = l.trim_end_matches('\r');
-            match l {
-                "a=sendonly" => receives = false,
-                "a=recvonly" => sends = false,
-                "a=inactive" => (sends, receives) = (false, false),
-                _ => {
-                    if let Some(v) = l.strip_prefix("a=rtpmap:")
-                        && let Some(name) = v.split_whitespace().nth(1)
-                        && supported(video, name.split('/').next().unwrap_or(""))
-                    {
-                        codec_ok = true;
-                    } else if let Some(v) = l.strip_prefix("a=msid:") {
-                        track_id = v.split_whitespace().nth(1).map(str::to_owned);
-                    }
-                }
-            }
-        }
-        out.push(OfferedMedia {
-            video,
-            client_sends: sends,
-            client_receives: receives,
-            supported_codec: codec_ok,
-            track_id,
-        });
-    }
-    Ok(out)
+    Ok(crate::sdp_tracks::av_sections(sdp)
+        .map(|m| OfferedMedia {
+            video: m.video,
+            client_sends: m.sends(),
+            client_receives: m.receives(),
+            supported_codec: m.codecs().any(|c| supported(m.video, c)),
+            track_id: m.track_id(),
+        })
+        .collect())
 }
 
 /// The m-sections of a WHIP offer we will publish; errors if there is nothing to take.

@@ -6,49 +6,91 @@
 
 use std::collections::HashSet;
 
-/// msid track ids of the audio/video m-sections that are sending (sendrecv/sendonly, port
-/// not 0). Accepts any text; malformed lines are ignored.
-pub fn sending_track_ids(sdp: &str) -> HashSet<String> {
-    let mut out = HashSet::new();
-    for section in sdp.split("\nm=").skip(1) {
-        let mut lines = section.lines();
-        let header = lines.next().unwrap_or("");
-        let mut parts = header.split_whitespace();
-        let kind = parts.next().unwrap_or("");
-        let port = parts.next().unwrap_or("0");
-        if !(kind == "audio" || kind == "video") || port == "0" {
-            continue;
-        }
-        let mut sending = true;
-        let mut track: Option<String> = None;
-        for l in lines {
-            let l = l.trim_end_matches('\r');
-            match l {
-                "a=recvonly" | "a=inactive" => sending = false,
-                _ => {
-                    if let Some(v) = l.strip_prefix("a=msid:") {
-                        track = v.split_whitespace().nth(1).map(str::to_owned).or(track);
-                    } else if let Some(v) = l.strip_prefix("a=ssrc:")
-                        && let Some(m) = v
-                            .split_whitespace()
-                            .nth(1)
-                            .and_then(|x| x.strip_prefix("msid:"))
-                        && track.is_none()
-                    {
-                        track = v
-                            .split_whitespace()
-                            .nth(2)
-                            .map(str::to_owned)
-                            .or_else(|| Some(m.to_owned()));
-                    }
-                }
+/// One audio/video m-section that is not rejected (port not 0), straight from the SDP text.
+#[derive(Debug, Clone)]
+pub struct AvSection<'a> {
+    /// `m=video` (else `m=audio`).
+    pub video: bool,
+    /// Its attribute lines, without line endings.
+    pub lines: Vec<&'a str>,
+}
+
+impl AvSection<'_> {
+    /// The offerer sends on it (not `recvonly` / `inactive`).
+    pub fn sends(&self) -> bool {
+        !self
+            .lines
+            .iter()
+            .any(|l| *l == "a=recvonly" || *l == "a=inactive")
+    }
+
+    /// The offerer receives on it (not `sendonly` / `inactive`).
+    pub fn receives(&self) -> bool {
+        !self
+            .lines
+            .iter()
+            .any(|l| *l == "a=sendonly" || *l == "a=inactive")
+    }
+
+    /// Codec names of its `a=rtpmap` lines (`opus`, `VP8`, ...).
+    pub fn codecs(&self) -> impl Iterator<Item = &str> {
+        self.lines.iter().filter_map(|l| {
+            l.strip_prefix("a=rtpmap:")?
+                .split_whitespace()
+                .nth(1)?
+                .split('/')
+                .next()
+        })
+    }
+
+    /// The msid track id: from `a=msid:<stream> <track>`, else from `a=ssrc:<n> msid:...`.
+    pub fn track_id(&self) -> Option<String> {
+        let mut from_ssrc = None;
+        for l in &self.lines {
+            if let Some(v) = l.strip_prefix("a=msid:")
+                && let Some(t) = v.split_whitespace().nth(1)
+            {
+                return Some(t.to_owned());
+            }
+            if from_ssrc.is_none()
+                && let Some(v) = l.strip_prefix("a=ssrc:")
+                && let Some(m) = v
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|x| x.strip_prefix("msid:"))
+            {
+                from_ssrc = Some(v.split_whitespace().nth(2).unwrap_or(m).to_owned());
             }
         }
-        if sending && let Some(t) = track {
-            out.insert(t);
-        }
+        from_ssrc
     }
-    out
+}
+
+/// The audio/video m-sections of `sdp` that are not rejected. Accepts any text; malformed
+/// lines are ignored.
+pub fn av_sections(sdp: &str) -> impl Iterator<Item = AvSection<'_>> {
+    sdp.split("\nm=").skip(1).filter_map(|section| {
+        let mut lines = section.lines().map(|l| l.trim_end_matches('\r'));
+        let mut header = lines.next().unwrap_or("").split_whitespace();
+        let kind = header.next().unwrap_or("");
+        let port = header.next().unwrap_or("0");
+        if !(kind == "audio" || kind == "video") || port == "0" {
+            return None;
+        }
+        Some(AvSection {
+            video: kind == "video",
+            lines: lines.collect(),
+        })
+    })
+}
+
+/// msid track ids of the audio/video m-sections that are sending (sendrecv/sendonly, port
+/// not 0).
+pub fn sending_track_ids(sdp: &str) -> HashSet<String> {
+    av_sections(sdp)
+        .filter(AvSection::sends)
+        .filter_map(|s| s.track_id())
+        .collect()
 }
 
 #[cfg(test)]
