@@ -73,6 +73,9 @@ pub struct Participant {
     pub pending_tracks: Vec<PendingTrack>,
     /// Sids of published tracks.
     pub published: Vec<String>,
+    /// rtc track id on the publisher connection -> sid of the published track (looked up
+    /// for every received RTP packet).
+    pub by_rtc_track: HashMap<String, String>,
     /// Track sid -> sender on our subscriber connection.
     pub subscribed: HashMap<String, RTCRtpSenderId>,
     /// Outgoing SSRC -> track sid (to route subscriber RTCP).

@@ -234,14 +234,10 @@ impl Shard {
 
     /// Sid of the track `pid` publishes as `rtc_track_id` on its publisher connection.
     fn published_sid(&self, pid: ParticipantId, rtc_track_id: &str) -> Option<String> {
-        let p = self.participants.get(&pid)?;
-        p.published
-            .iter()
-            .find(|s| {
-                self.tracks
-                    .get(*s)
-                    .is_some_and(|t| t.rtc_track_id == rtc_track_id)
-            })
+        self.participants
+            .get(&pid)?
+            .by_rtc_track
+            .get(rtc_track_id)
             .cloned()
     }
 
@@ -350,6 +346,7 @@ impl Shard {
             client_info: p.client_info,
             pending_tracks: Vec::new(),
             published: Vec::new(),
+            by_rtc_track: HashMap::new(),
             subscribed: HashMap::new(),
             by_out_ssrc: HashMap::new(),
             disabled: Default::default(),

@@ -247,6 +247,7 @@ impl Shard {
         };
         track.add_layer(open.ssrc, open.rid, open.receiver_id);
         p.published.push(sid.clone());
+        p.by_rtc_track.insert(open.track_id.clone(), sid.clone());
         p.bump();
         let room = p.room.clone();
         info!(room = %room, identity = %p.identity, track = %sid, mime = %track.mime, "track published");
@@ -294,6 +295,7 @@ impl Shard {
         }
         if let Some(p) = self.participants.get_mut(&pid) {
             p.published.retain(|s| s != sid);
+            p.by_rtc_track.retain(|_, s| s != sid);
             p.bump();
         }
         self.broadcast_participant(pid, true);
