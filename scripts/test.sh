@@ -34,6 +34,9 @@ cargo test --workspace --all-targets
 step "build the switchyard binary (same debug profile the tests used)"
 cargo build -p switchyard
 
+step "load generator smoke run against the binary (a few seconds; prints figures, never fails on timing)"
+SWITCHYARD_REQUIRE_BENCH_SMOKE=1 cargo test -p switchyard-benches --test loadgen_smoke -- --nocapture
+
 if [[ -z "${SKIP_E2E:-}" ]]; then
     step "end-to-end tests with real LiveKit clients (private network namespace)"
     SWITCHYARD_BIN="$ROOT/target/debug/switchyard" "$ROOT/scripts/e2e.sh"
