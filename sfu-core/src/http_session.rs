@@ -146,14 +146,16 @@ pub fn offered_media(sdp: &str) -> Result<Vec<OfferedMedia>, HttpSessionError> {
         .collect())
 }
 
-/// The m-sections of a WHIP offer we will publish; errors if there is nothing to take.
-pub fn check_publish_offer(sdp: &str) -> Result<Vec<OfferedMedia>, HttpSessionError> {
-    let media: Vec<OfferedMedia> = offered_media(sdp)?
-        .into_iter()
-        .filter(|m| m.client_sends)
-        .collect();
+/// The offered m-sections `wanted` picks that carry a codec we forward; errors if none is
+/// picked (`NoMedia(what)`) or none of those has such a codec.
+fn check_offer(
+    sdp: &str,
+    wanted: fn(&OfferedMedia) -> bool,
+    what: &'static str,
+) -> Result<Vec<OfferedMedia>, HttpSessionError> {
+    let media: Vec<OfferedMedia> = offered_media(sdp)?.into_iter().filter(wanted).collect();
     if media.is_empty() {
-        return Err(HttpSessionError::NoMedia("sending audio or video"));
+        return Err(HttpSessionError::NoMedia(what));
     }
     let usable: Vec<OfferedMedia> = media.into_iter().filter(|m| m.supported_codec).collect();
     if usable.is_empty() {
@@ -162,20 +164,14 @@ pub fn check_publish_offer(sdp: &str) -> Result<Vec<OfferedMedia>, HttpSessionEr
     Ok(usable)
 }
 
+/// The m-sections of a WHIP offer we will publish; errors if there is nothing to take.
+pub fn check_publish_offer(sdp: &str) -> Result<Vec<OfferedMedia>, HttpSessionError> {
+    check_offer(sdp, |m| m.client_sends, "sending audio or video")
+}
+
 /// The m-sections of a WHEP offer we will send on; errors if there is nothing to fill.
 pub fn check_play_offer(sdp: &str) -> Result<Vec<OfferedMedia>, HttpSessionError> {
-    let media: Vec<OfferedMedia> = offered_media(sdp)?
-        .into_iter()
-        .filter(|m| m.client_receives)
-        .collect();
-    if media.is_empty() {
-        return Err(HttpSessionError::NoMedia("receiving audio or video"));
-    }
-    let usable: Vec<OfferedMedia> = media.into_iter().filter(|m| m.supported_codec).collect();
-    if usable.is_empty() {
-        return Err(HttpSessionError::NoCommonCodec);
-    }
-    Ok(usable)
+    check_offer(sdp, |m| m.client_receives, "receiving audio or video")
 }
 
 /// A PATCH body (`application/trickle-ice-sdpfrag`, RFC 8840) as far as we use it.
@@ -212,6 +208,29 @@ impl SdpFrag {
         }
         f
     }
+}
+
+/// The session-level `a=ice-ufrag` of an SDP.
+pub fn ufrag_of(sdp: &str) -> Option<String> {
+    sdp.lines()
+        .find_map(|l| l.trim_end_matches('\r').strip_prefix("a=ice-ufrag:"))
+        .map(str::to_owned)
+}
+
+/// `sdp` with every `a=ice-ufrag`/`a=ice-pwd` replaced (an ICE-restarting re-offer).
+pub fn with_credentials(sdp: &str, ufrag: &str, pwd: &str) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    for l in sdp.split_inclusive('\n') {
+        let line = l.trim_end_matches(['\r', '\n']);
+        if line.starts_with("a=ice-ufrag:") {
+            out.push_str(&format!("a=ice-ufrag:{ufrag}\r\n"));
+        } else if line.starts_with("a=ice-pwd:") {
+            out.push_str(&format!("a=ice-pwd:{pwd}\r\n"));
+        } else {
+            out.push_str(l);
+        }
+    }
+    out
 }
 
 /// The `TrackSource` a WHIP m-section publishes as.
@@ -258,6 +277,18 @@ mod tests {
             check_play_offer(no_media),
             Err(HttpSessionError::NoMedia(_))
         ));
+    }
+
+    #[test]
+    fn restart_offer_swaps_credentials_only() {
+        let sdp =
+            "v=0\r\na=ice-ufrag:old\r\na=ice-pwd:oldpwd\r\nm=audio 9 X 0\r\na=ice-ufrag:old\r\n";
+        let out = with_credentials(sdp, "new", "newpwd");
+        assert_eq!(
+            out,
+            "v=0\r\na=ice-ufrag:new\r\na=ice-pwd:newpwd\r\nm=audio 9 X 0\r\na=ice-ufrag:new\r\n"
+        );
+        assert_eq!(ufrag_of(&out).as_deref(), Some("new"));
     }
 
     #[test]

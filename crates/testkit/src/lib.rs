@@ -41,6 +41,7 @@ use rtc::{
 };
 use sfu_core::{
     JoinParams, Output, ParticipantId, PcFactory, PlaySelection, Shard, ShardConfig,
+    http_session::{SdpFrag, with_credentials},
     peer_connection::RtcpToApp,
 };
 
@@ -355,15 +356,12 @@ impl Harness {
         let sub = client.subscriber.as_mut().expect("a WHEP client");
         sub.pc.restart_ice();
         let offer = sub.pc.create_offer(None).expect("restart offer");
-        let attr = |sdp: &str, k: &str| {
-            sdp.lines()
-                .find_map(|l| l.trim_end().strip_prefix(k).map(str::to_owned))
-                .expect("ICE credentials in the offer")
-        };
+        // Both sides' credentials are read and swapped by the same code the shard uses.
+        let ours = SdpFrag::parse(&offer.sdp);
         let frag = format!(
             "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\nm=video 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n",
-            attr(&offer.sdp, "a=ice-ufrag:"),
-            attr(&offer.sdp, "a=ice-pwd:")
+            ours.ufrag.expect("ICE ufrag in the offer"),
+            ours.pwd.expect("ICE pwd in the offer")
         );
         sub.pc
             .set_local_description(now, offer)
@@ -372,19 +370,12 @@ impl Harness {
         if let sfu_core::PatchOutcome::Restarted { sdpfrag, .. } = &out {
             let sub = self.clients[c].subscriber.as_mut().expect("a WHEP client");
             let old = sub.pc.remote_description().expect("answered").sdp.clone();
-            let (u, p) = (attr(sdpfrag, "a=ice-ufrag:"), attr(sdpfrag, "a=ice-pwd:"));
-            let answer: String = old
-                .lines()
-                .map(|l| {
-                    if l.starts_with("a=ice-ufrag:") {
-                        format!("a=ice-ufrag:{u}\r\n")
-                    } else if l.starts_with("a=ice-pwd:") {
-                        format!("a=ice-pwd:{p}\r\n")
-                    } else {
-                        format!("{}\r\n", l.trim_end())
-                    }
-                })
-                .collect();
+            let theirs = SdpFrag::parse(sdpfrag);
+            let answer = with_credentials(
+                &old,
+                theirs.ufrag.as_deref().expect("ufrag in the PATCH answer"),
+                theirs.pwd.as_deref().expect("pwd in the PATCH answer"),
+            );
             sub.pc
                 .set_remote_description(now, RTCSessionDescription::answer(answer).expect("sdp"))
                 .expect("client applies restarted answer");

@@ -6,7 +6,7 @@
 use super::*;
 use crate::http_session::{
     HttpSessionError, OfferedMedia, PlaySelection, PlaySlot, SdpFrag, SessionAnswer, WhepState,
-    check_play_offer, check_publish_offer, whip_source,
+    check_play_offer, check_publish_offer, ufrag_of, whip_source, with_credentials,
 };
 
 /// What a PATCH did.
@@ -30,29 +30,6 @@ fn pc_err(e: crate::peer_connection::PcError) -> HttpSessionError {
 /// The entity tag of an ICE session: our ufrag, quoted.
 fn etag_of(pc: &PeerConnection) -> String {
     format!("\"{}\"", pc.ufrag().unwrap_or_default())
-}
-
-/// The session-level `a=ice-ufrag` of an SDP.
-fn ufrag_of(sdp: &str) -> Option<String> {
-    sdp.lines()
-        .find_map(|l| l.trim_end_matches('\r').strip_prefix("a=ice-ufrag:"))
-        .map(str::to_owned)
-}
-
-/// `sdp` with every `a=ice-ufrag`/`a=ice-pwd` replaced (an ICE-restarting re-offer).
-fn with_credentials(sdp: &str, ufrag: &str, pwd: &str) -> String {
-    let mut out = String::with_capacity(sdp.len());
-    for l in sdp.split_inclusive('\n') {
-        let line = l.trim_end_matches(['\r', '\n']);
-        if line.starts_with("a=ice-ufrag:") {
-            out.push_str(&format!("a=ice-ufrag:{ufrag}\r\n"));
-        } else if line.starts_with("a=ice-pwd:") {
-            out.push_str(&format!("a=ice-pwd:{pwd}\r\n"));
-        } else {
-            out.push_str(l);
-        }
-    }
-    out
 }
 
 /// Our ICE credentials and candidates from a local description, as an sdpfrag.
@@ -426,18 +403,6 @@ fn whip_pending_track(i: usize, m: &OfferedMedia) -> PendingTrack {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn restart_offer_swaps_credentials_only() {
-        let sdp =
-            "v=0\r\na=ice-ufrag:old\r\na=ice-pwd:oldpwd\r\nm=audio 9 X 0\r\na=ice-ufrag:old\r\n";
-        let out = with_credentials(sdp, "new", "newpwd");
-        assert_eq!(
-            out,
-            "v=0\r\na=ice-ufrag:new\r\na=ice-pwd:newpwd\r\nm=audio 9 X 0\r\na=ice-ufrag:new\r\n"
-        );
-        assert_eq!(ufrag_of(&out).as_deref(), Some("new"));
-    }
 
     #[test]
     fn sdpfrag_of_answer() {

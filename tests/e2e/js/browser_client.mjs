@@ -38,6 +38,7 @@
 //          [--no-publish] [--single-pc true|false] [--stats-ms 1000] [--log-level info]
 //        (LK_URL / LK_TOKEN environment variables work instead of --url / --token.)
 import { chromium } from 'playwright-core';
+import { CHROMIUM_ARGS } from './chromium_args.mjs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
@@ -299,20 +300,7 @@ async function main() {
   const browser = await chromium.launch({
     executablePath: opts.chromium,
     headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--disable-default-apps',
-      '--disable-extensions',
-      '--use-fake-ui-for-media-stream',
-      '--use-fake-device-for-media-stream',
-      '--autoplay-policy=no-user-gesture-required',
-    ],
+    args: [...CHROMIUM_ARGS, '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'],
   });
   emit({ event: 'launched', browser: browser.version() });
 

@@ -36,6 +36,7 @@
 //          [--stats-ms 500] [--chromium /usr/bin/chromium]
 //        (an empty --token sends no Authorization header: for ?access_token= URLs)
 import { chromium } from 'playwright-core';
+import { CHROMIUM_ARGS } from './chromium_args.mjs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
@@ -210,18 +211,7 @@ async function main() {
   const browser = await chromium.launch({
     executablePath: opts.chromium,
     headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--disable-default-apps',
-      '--disable-extensions',
-      '--autoplay-policy=no-user-gesture-required',
-    ],
+    args: CHROMIUM_ARGS,
   });
   emit({ event: 'launched', browser: browser.version() });
 
