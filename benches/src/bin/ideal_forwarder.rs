@@ -16,6 +16,9 @@ struct Args {
     /// HTTP port.
     #[arg(long, default_value_t = 7890)]
     port: u16,
+    /// UDP port every connection shares (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    media_port: u16,
 }
 
 fn main() -> ExitCode {
@@ -36,11 +39,13 @@ fn main() -> ExitCode {
             .await
             .map_err(|e| format!("cannot bind {}:{}: {e}", args.bind, args.port))?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut forwarder = Forwarder::new(args.bind);
+        let mut forwarder = Forwarder::bind(args.bind, args.media_port)
+            .map_err(|e| format!("media socket: {e}"))?;
         eprintln!(
-            "ideal_forwarder: http://{}:{} (pid {})",
+            "ideal_forwarder: http://{}:{}, media udp {} (pid {})",
             args.bind,
             args.port,
+            forwarder.media_addr(),
             std::process::id()
         );
         let http = axum::serve(listener, http::router(tx));
@@ -54,8 +59,8 @@ fn main() -> ExitCode {
     match result {
         Ok(c) => {
             eprintln!(
-                "ideal_forwarder: received {} RTP packets, forwarded {}, errors {}",
-                c.received, c.forwarded, c.errors
+                "ideal_forwarder: received {} RTP packets, forwarded {}, datagrams out {} in {} sendmmsg calls, unrouted {}, errors {}",
+                c.received, c.forwarded, c.datagrams_out, c.send_calls, c.unrouted, c.errors
             );
             ExitCode::SUCCESS
         }

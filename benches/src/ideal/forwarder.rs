@@ -1,15 +1,15 @@
-//! The forwarding loop of the ideal forwarder: one task owns every connection; each
-//! connection has its own UDP socket, read by a small reader task that hands datagrams to
-//! the loop. A publisher's RTP is decrypted once (by its connection) and written to every
+//! The forwarding loop of the ideal forwarder: one task owns every connection and one UDP
+//! socket they all share (as an SFU's media port). Datagrams are routed to their
+//! connection by the STUN USERNAME of the first binding request, then by source address.
+//! A publisher's RTP is decrypted once (by its connection) and written to every
 //! subscriber's connection with only the SSRC and payload type rewritten, which encrypts
-//! it with that subscriber's SRTP context; nothing else happens per packet. Connections
-//! run no interceptors (no NACK, reports, TWCC, keyframe gating, layer selection):
-//! exactly the work every SFU must do, and no more.
+//! it with that subscriber's SRTP context; the datagrams of one round go out in batches of
+//! `sendmmsg`. Connections run no interceptors (no NACK, reports, TWCC, keyframe gating,
+//! layer selection): exactly the work every SFU must do, and no more.
 
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
-    rc::Rc,
     time::{Duration, Instant},
 };
 
@@ -28,13 +28,14 @@ use rtc::{
     sansio::Protocol,
     shared::{TaggedBytesMut, TransportContext, TransportProtocol},
 };
+use sfu_core::{demux::stun_username, http_session::ufrag_of};
+use switchyard_netio::SendBatch;
 use tokio::{
     net::UdpSocket,
     sync::{mpsc, oneshot},
-    task::JoinHandle,
 };
 
-use crate::loadgen::peer::{Interceptors, PeerError, bind_socket, build_pc, rtc_err};
+use crate::loadgen::peer::{Interceptors, PeerError, build_pc, rtc_err};
 
 /// A created session.
 #[derive(Debug)]
@@ -98,19 +99,11 @@ enum Role {
 struct Leg {
     id: String,
     pc: RTCPeerConnection,
-    socket: Rc<UdpSocket>,
-    local: SocketAddr,
+    /// Our ICE ufrag (from the answer), which names this leg in STUN requests.
+    ufrag: Option<String>,
     role: Role,
-    reader: JoinHandle<()>,
     connected: bool,
     deadline: Option<Instant>,
-}
-
-struct Datagram {
-    leg: usize,
-    from: SocketAddr,
-    data: BytesMut,
-    at: Instant,
 }
 
 /// What the loop did (printed at exit).
@@ -120,17 +113,25 @@ pub struct Counters {
     pub received: u64,
     /// RTP packets written to subscribers.
     pub forwarded: u64,
-    /// Writes or sends that failed.
+    /// Writes that failed, and datagrams the kernel refused.
     pub errors: u64,
+    /// Datagrams sent.
+    pub datagrams_out: u64,
+    /// `sendmmsg` calls.
+    pub send_calls: u64,
+    /// Datagrams from addresses no connection knows.
+    pub unrouted: u64,
 }
 
 /// The forwarder's state; [`Forwarder::run`] drives it.
 pub struct Forwarder {
-    ip: IpAddr,
+    socket: UdpSocket,
+    local: SocketAddr,
     legs: Vec<Option<Leg>>,
+    by_ufrag: HashMap<String, usize>,
+    by_addr: HashMap<SocketAddr, usize>,
     dirty: Vec<usize>,
-    tx: mpsc::UnboundedSender<Datagram>,
-    rx: mpsc::UnboundedReceiver<Datagram>,
+    batch: SendBatch,
     next_id: u64,
     /// Counters.
     pub counters: Counters,
@@ -139,20 +140,8 @@ pub struct Forwarder {
 const MAX_SLEEP: Duration = Duration::from_millis(250);
 const MIN_TIMER: Duration = Duration::from_millis(1);
 
-async fn reader(leg: usize, socket: Rc<UdpSocket>, tx: mpsc::UnboundedSender<Datagram>) {
-    let mut buf = vec![0u8; 2048];
-    while let Ok((n, from)) = socket.recv_from(&mut buf).await {
-        let d = Datagram {
-            leg,
-            from,
-            data: BytesMut::from(&buf[..n]),
-            at: Instant::now(),
-        };
-        if tx.send(d).is_err() {
-            return;
-        }
-    }
-}
+/// Datagrams read per wake-up before the connections are drained.
+const RECV_BATCH: usize = 64;
 
 /// The m-section kinds of an SDP, in order.
 pub fn media_kinds(sdp: &str) -> Vec<RtpCodecKind> {
@@ -170,22 +159,48 @@ pub fn media_kinds(sdp: &str) -> Vec<RtpCodecKind> {
 }
 
 impl Forwarder {
-    /// A forwarder whose connections bind to `ip`.
-    pub fn new(ip: IpAddr) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
-        Self {
-            ip,
+    /// A forwarder whose media socket binds to `ip`:`port` (0: any free port). Must be
+    /// called inside a tokio runtime.
+    pub fn bind(ip: IpAddr, port: u16) -> Result<Self, PeerError> {
+        let socket = std::net::UdpSocket::bind((ip, port))
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .and_then(UdpSocket::from_std)
+            .map_err(|source| PeerError::Socket { ip, source })?;
+        let local = socket
+            .local_addr()
+            .map_err(|source| PeerError::Socket { ip, source })?;
+        Ok(Self {
+            socket,
+            local,
             legs: Vec::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
             dirty: Vec::new(),
-            tx,
-            rx,
+            batch: SendBatch::new(),
             next_id: 0,
             counters: Counters::default(),
+        })
+    }
+
+    /// The media socket's address.
+    pub fn media_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Sends what the connections wrote, in `sendmmsg` batches.
+    async fn send(&mut self) {
+        if self.batch.is_empty() {
+            return;
         }
+        self.batch.flush(&self.socket).await;
+        self.counters.datagrams_out = self.batch.sent;
+        self.counters.send_calls = self.batch.calls;
+        self.counters.errors += std::mem::take(&mut self.batch.refused);
     }
 
     /// Serves `control` requests and forwards media until `control` closes.
     pub async fn run(&mut self, mut control: mpsc::UnboundedReceiver<Control>) {
+        let mut buf = vec![0u8; 2048];
         loop {
             let now = Instant::now();
             for i in 0..self.legs.len() {
@@ -199,6 +214,7 @@ impl Forwarder {
                 }
             }
             self.flush(now);
+            self.send().await;
             let deadline = self
                 .legs
                 .iter()
@@ -212,11 +228,14 @@ impl Forwarder {
                     Some(c) => self.control(c),
                     None => return,
                 },
-                d = self.rx.recv() => {
-                    if let Some(d) = d {
-                        self.input(d);
-                        while let Ok(d) = self.rx.try_recv() {
-                            self.input(d);
+                r = self.socket.recv_from(&mut buf) => {
+                    if let Ok((n, from)) = r {
+                        self.input(Instant::now(), from, &buf[..n]);
+                    }
+                    for _ in 0..RECV_BATCH {
+                        match self.socket.try_recv_from(&mut buf) {
+                            Ok((n, from)) => self.input(Instant::now(), from, &buf[..n]),
+                            Err(_) => break,
                         }
                     }
                 }
@@ -225,24 +244,43 @@ impl Forwarder {
         }
     }
 
-    fn input(&mut self, d: Datagram) {
-        let Some(leg) = self.legs.get_mut(d.leg).and_then(Option::as_mut) else {
+    /// Routes a datagram: a STUN request naming a leg's ufrag also teaches its address.
+    fn route(&mut self, from: SocketAddr, data: &[u8]) -> Option<usize> {
+        let by_name = stun_username(data)
+            .and_then(|u| u.split(':').next())
+            .and_then(|ours| self.by_ufrag.get(ours))
+            .copied();
+        match by_name {
+            Some(i) => {
+                self.by_addr.insert(from, i);
+                Some(i)
+            }
+            None => self.by_addr.get(&from).copied(),
+        }
+    }
+
+    fn input(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        let Some(i) = self.route(from, data) else {
+            self.counters.unrouted += 1;
+            return;
+        };
+        let Some(leg) = self.legs.get_mut(i).and_then(Option::as_mut) else {
             return;
         };
         let msg = TaggedBytesMut {
-            now: d.at,
+            now,
             transport: TransportContext {
-                local_addr: leg.local,
-                peer_addr: d.from,
+                local_addr: self.local,
+                peer_addr: from,
                 ecn: None,
                 transport_protocol: TransportProtocol::UDP,
             },
-            message: d.data,
+            message: BytesMut::from(data),
         };
         if leg.pc.handle_read(msg).is_err() {
             self.counters.errors += 1;
         }
-        self.dirty.push(d.leg);
+        self.dirty.push(i);
     }
 
     /// Drains every touched connection; publishers' RTP fans out (touching subscribers),
@@ -257,13 +295,7 @@ impl Forwarder {
                 let mut any = false;
                 while let Some(t) = leg.pc.poll_write() {
                     any = true;
-                    if leg
-                        .socket
-                        .try_send_to(&t.message, t.transport.peer_addr)
-                        .is_err()
-                    {
-                        self.counters.errors += 1;
-                    }
+                    self.batch.push(t.transport.peer_addr, Vec::from(t.message));
                 }
                 while let Some(ev) = leg.pc.poll_event() {
                     any = true;
@@ -398,29 +430,24 @@ impl Forwarder {
                 if let Some(i) = found
                     && let Some(mut leg) = self.legs[i].take()
                 {
-                    leg.reader.abort();
                     let _ = leg.pc.close();
                     while let Some(t) = leg.pc.poll_write() {
-                        let _ = leg.socket.try_send_to(&t.message, t.transport.peer_addr);
+                        self.batch.push(t.transport.peer_addr, Vec::from(t.message));
                     }
+                    if let Some(u) = &leg.ufrag {
+                        self.by_ufrag.remove(u);
+                    }
+                    self.by_addr.retain(|_, l| *l != i);
                 }
                 let _ = reply.send(found.is_some());
             }
         }
     }
 
-    /// Answers `offer` on a new connection with its own socket.
+    /// Answers `offer` on a new connection on the shared socket.
     fn open(&mut self, offer: String, mut role: Role) -> Result<Answer, PeerError> {
-        let std_sock = bind_socket(self.ip)?;
-        let ip = self.ip;
-        let local = std_sock
-            .local_addr()
-            .map_err(|source| PeerError::Socket { ip, source })?;
-        let socket = Rc::new(
-            UdpSocket::from_std(std_sock).map_err(|source| PeerError::Socket { ip, source })?,
-        );
         let now = Instant::now();
-        let mut pc = build_pc(local, Interceptors::None)?;
+        let mut pc = build_pc(self.local, Interceptors::None)?;
         let kinds = media_kinds(&offer);
         pc.set_remote_description(
             now,
@@ -471,14 +498,15 @@ impl Forwarder {
         self.next_id += 1;
         let id = format!("s{}-{:08x}", self.next_id, rand::random::<u32>());
         let index = self.legs.len();
-        let reader = tokio::task::spawn_local(reader(index, socket.clone(), self.tx.clone()));
+        let ufrag = ufrag_of(&sdp);
+        if let Some(u) = &ufrag {
+            self.by_ufrag.insert(u.clone(), index);
+        }
         self.legs.push(Some(Leg {
             id: id.clone(),
             pc,
-            socket,
-            local,
+            ufrag,
             role,
-            reader,
             connected: false,
             deadline: Some(now),
         }));

@@ -13,6 +13,7 @@ use std::{
 
 use sfu_core::{Output, ParticipantId, PcFactory, Shard, ShardConfig};
 use signaling::{HttpSessionKind, MediaPlane, SessionEvent, SessionSink, ShardRequest};
+use switchyard_netio::SendBatch;
 use tokio::{net::UdpSocket, sync::mpsc};
 use tracing::{info, warn};
 
@@ -112,6 +113,7 @@ fn run(
         Driver {
             shard,
             sock,
+            batch: SendBatch::new(),
             sinks: HashMap::new(),
             events,
         }
@@ -123,6 +125,8 @@ fn run(
 struct Driver {
     shard: Shard,
     sock: UdpSocket,
+    /// Datagrams of the current drain, sent with one `sendmmsg` per batch.
+    batch: SendBatch,
     sinks: HashMap<ParticipantId, SessionSink>,
     events: mpsc::UnboundedSender<sfu_core::RoomEvent>,
 }
@@ -234,8 +238,9 @@ impl Driver {
         while let Some(o) = self.shard.poll_output() {
             match o {
                 Output::Transmit(t) => {
-                    if self.sock.try_send_to(&t.data, t.remote).is_err() {
-                        let _ = self.sock.send_to(&t.data, t.remote).await;
+                    self.batch.push(t.remote, t.data);
+                    if self.batch.is_full() {
+                        self.batch.flush(&self.sock).await;
                     }
                 }
                 Output::Signal(pid, msg) => {
@@ -258,5 +263,6 @@ impl Driver {
                 }
             }
         }
+        self.batch.flush(&self.sock).await;
     }
 }
